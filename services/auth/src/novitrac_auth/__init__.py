@@ -1,0 +1,1 @@
+"""novitrac_auth."""

@@ -1,0 +1,1 @@
+"""novitrac_voice_ai."""
