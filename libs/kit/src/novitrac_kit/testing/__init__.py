@@ -1,0 +1,1 @@
+"""Test support shared by every package's tests: real servers, found or started, never faked."""

@@ -1,0 +1,54 @@
+"""Pytest fixtures for real infrastructure; enabled by the root ``conftest.py``.
+
+* ``database_url``: a fresh, empty database on the real server for the test session
+  (``postgresql+asyncpg://``), dropped at the end;
+* ``amqp_url``: the broker's URL;
+* ``unique_name``: a short unique string for exchange, queue and schema names, so tests sharing
+  one broker or database never see each other's messages or tables.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import pytest
+
+from novitrac_kit.testing import infrastructure
+
+
+@pytest.fixture(scope="session")
+def server_database_url() -> str:
+    """URL of the test server's maintenance database (``postgresql://``)."""
+    return infrastructure.postgres_url()
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    """URL of the test broker."""
+    return infrastructure.amqp_url()
+
+
+@pytest.fixture
+async def database_url(server_database_url: str) -> AsyncIterator[str]:
+    """A new empty database for one test, dropped afterwards (``postgresql+asyncpg://``)."""
+    name = f"novitrac_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server_database_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base, _, _ = server_database_url.rpartition("/")
+    yield infrastructure.asyncpg_url(f"{base}/{name}")
+    admin = await asyncpg.connect(server_database_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def unique_name() -> Iterator[str]:
+    """A short unique lowercase name for test-scoped broker and database objects."""
+    yield f"t{uuid.uuid4().hex[:10]}"
