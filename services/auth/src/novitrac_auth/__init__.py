@@ -1,1 +1,1 @@
-"""novitrac_auth."""
+"""Novitrac auth."""

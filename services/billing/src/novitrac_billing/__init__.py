@@ -1,1 +1,1 @@
-"""novitrac_billing."""
+"""Novitrac billing."""

@@ -1,1 +1,1 @@
-"""novitrac_gateway."""
+"""Novitrac API gateway."""

@@ -1,1 +1,1 @@
-"""novitrac_notifications."""
+"""Novitrac notifications."""

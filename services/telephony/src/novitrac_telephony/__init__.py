@@ -1,1 +1,1 @@
-"""novitrac_telephony."""
+"""Novitrac telephony."""

@@ -1,1 +1,1 @@
-"""novitrac_voice_ai."""
+"""Novitrac voice AI."""

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 import asyncpg
 import pytest
 
+from novitrac_kit.dsn import sqlalchemy_url
 from novitrac_kit.testing import infrastructure
 
 
@@ -40,7 +41,7 @@ async def database_url(server_database_url: str) -> AsyncIterator[str]:
     finally:
         await admin.close()
     base, _, _ = server_database_url.rpartition("/")
-    yield infrastructure.asyncpg_url(f"{base}/{name}")
+    yield sqlalchemy_url(f"{base}/{name}")
     admin = await asyncpg.connect(server_database_url)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -83,9 +83,3 @@ def amqp_url() -> str:
         return _container_url("rabbitmq")
     _unavailable("RabbitMQ", url)
     raise AssertionError("unreachable")
-
-
-def asyncpg_url(url: str) -> str:
-    """The SQLAlchemy form of a ``postgresql://`` URL (``postgresql+asyncpg://``)."""
-    scheme, _, rest = url.partition("://")
-    return f"postgresql+asyncpg://{rest}" if scheme in {"postgresql", "postgres"} else url

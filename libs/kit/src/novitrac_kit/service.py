@@ -1,0 +1,98 @@
+"""What a Novitrac service is: a FastAPI app, its event handlers, its schema and its lifespan.
+
+Each service package exposes one :class:`Service` (``novitrac_billing.main:service``) and registers
+it under the ``novitrac.services`` entry point group, which is how ``novitrac run``, ``novitrac dev``
+and ``novitrac migrate`` find it. Only the runtime (:mod:`novitrac_kit.runtime`) reads settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter
+from sqlalchemy import MetaData, Table
+
+from novitrac_kit.bus import RetryPolicy
+from novitrac_kit.config import ServiceSettings
+from novitrac_kit.handlers import EventHandlers
+
+if TYPE_CHECKING:
+    from novitrac_kit.runtime import ServiceContext
+
+ENTRY_POINT_GROUP = "novitrac.services"
+
+Lifespan = Callable[["ServiceContext"], AbstractAsyncContextManager[None]]
+
+
+@dataclass(frozen=True)
+class Database:
+    """A service's own schema: its tables, its outbox and inbox, and its Alembic migrations.
+
+    Attributes:
+        metadata: the schema's ``MetaData`` (its ``schema`` is the service's schema name).
+        migrations: the folder holding ``env.py`` and ``versions/``.
+        outbox: the service's outbox table, when it publishes domain events.
+        inbox: the service's inbox table, when it consumes domain events.
+    """
+
+    metadata: MetaData
+    migrations: Path
+    outbox: Table | None = None
+    inbox: Table | None = None
+
+    @property
+    def schema(self) -> str:
+        """The PostgreSQL schema the service owns."""
+        if self.metadata.schema is None:
+            raise ValueError("a service's MetaData must name its schema")
+        return self.metadata.schema
+
+
+@dataclass(frozen=True)
+class Service:
+    """The definition of one deployable service.
+
+    Attributes:
+        name: the service's name: its queue, its log and metric label, its ``novitrac run`` name.
+        title: a human title for its OpenAPI document.
+        settings: its settings class (a :class:`ServiceSettings` subclass with its env prefix).
+        port: the port it listens on by default (and in development mode).
+        database: its schema, or None for a service that keeps nothing durable.
+        routers: its HTTP routes.
+        handlers: the domain events it consumes.
+        retry: how its failing event handlers are retried.
+        lifespan: extra start-up/shut-down work, given the running :class:`ServiceContext`.
+    """
+
+    name: str
+    title: str
+    settings: type[ServiceSettings]
+    port: int
+    database: Database | None = None
+    routers: Sequence[APIRouter] = ()
+    handlers: EventHandlers = field(default_factory=EventHandlers)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    lifespan: Lifespan | None = None
+
+    def __post_init__(self) -> None:
+        if self.handlers.event_types and (self.database is None or self.database.inbox is None):
+            raise ValueError(f"service {self.name!r} consumes events and needs an inbox table")
+
+
+def discover() -> dict[str, Service]:
+    """Every installed service, by name, in a stable order."""
+    found: dict[str, Service] = {}
+    for point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda p: p.name):
+        service = point.load()
+        if not isinstance(service, Service):
+            raise TypeError(f"entry point {point.name!r} is not a novitrac_kit.service.Service")
+        found[service.name] = service
+    return found
+
+
+__all__ = ["ENTRY_POINT_GROUP", "Database", "Service", "discover"]

@@ -1,0 +1,7 @@
+"""The gateway service's definition, found by `novitrac` through its entry point."""
+
+from novitrac_kit.service import Service
+
+from novitrac_gateway.config import Settings
+
+service = Service(name="gateway", title="Novitrac API gateway", settings=Settings, port=8000)

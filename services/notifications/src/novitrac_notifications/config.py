@@ -1,0 +1,9 @@
+"""Settings of the notifications service: the shared NOVITRAC_* ones plus its own NOTIFICATIONS_* ones."""
+
+from pydantic_settings import SettingsConfigDict
+
+from novitrac_kit.config import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="NOTIFICATIONS_")
