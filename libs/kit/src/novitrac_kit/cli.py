@@ -42,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
         help="where the embedded database keeps its data (default: .novitrac)",
     )
     dev.add_argument("--host", default="127.0.0.1", help="address every service listens on")
+    dev.add_argument(
+        "--port-offset",
+        type=int,
+        default=int(os.environ.get("NOVITRAC_DEV_PORT_OFFSET", "0")),
+        help="added to every service's port, to run beside another copy",
+    )
     dev.set_defaults(command=_dev)
 
     run = commands.add_parser(
@@ -104,7 +110,14 @@ def _database_url(given: str | None) -> str:
 def _dev(args: argparse.Namespace, services: dict[str, Service]) -> int:
     from novitrac_kit.devmode import run_dev
 
-    asyncio.run(run_dev(list(services.values()), data_dir=args.data_dir, host=args.host))
+    asyncio.run(
+        run_dev(
+            list(services.values()),
+            data_dir=args.data_dir,
+            host=args.host,
+            port_offset=args.port_offset,
+        )
+    )
     return 0
 
 

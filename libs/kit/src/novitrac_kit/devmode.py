@@ -65,7 +65,9 @@ class EmbeddedPostgres:
         self._server.cleanup()
 
 
-async def run_dev(services: list[Service], *, data_dir: Path, host: str) -> None:
+async def run_dev(
+    services: list[Service], *, data_dir: Path, host: str, port_offset: int = 0
+) -> None:
     """Run ``services`` until SIGINT or SIGTERM."""
     configure_logging("novitrac-dev", level=os.environ.get("NOVITRAC_LOG_LEVEL", "INFO"),
                       fmt="console")
@@ -79,13 +81,15 @@ async def run_dev(services: list[Service], *, data_dir: Path, host: str) -> None
         for service in services:
             if service.database is not None:
                 await asyncio.to_thread(migrations.upgrade, service.database.migrations, url)
-        await _serve(services, host=host)
+        await _serve(services, host=host, port_offset=port_offset, database_url=url)
     finally:
         await asyncio.to_thread(postgres.stop)
         print("novitrac dev: stopped; data kept in", data_dir)  # noqa: T201
 
 
-async def _serve(services: list[Service], *, host: str) -> None:
+async def _serve(
+    services: list[Service], *, host: str, port_offset: int, database_url: str
+) -> None:
     bus = InProcessBus()
     await bus.start()
     servers = []
@@ -93,7 +97,7 @@ async def _serve(services: list[Service], *, host: str) -> None:
         for service in services:
             settings = load_settings(service.settings)
             app = create_app(service, settings=settings, bus=bus, owns_bus=False)
-            config = uvicorn.Config(app, host=host, port=service.port, log_config=None,
+            config = uvicorn.Config(app, host=host, port=service.port + port_offset, log_config=None,
                                     access_log=False)
             servers.append((service, _SharedSignalServer(config)))
 
@@ -111,7 +115,7 @@ async def _serve(services: list[Service], *, host: str) -> None:
                 break
             await asyncio.sleep(0.05)
         else:
-            print(_banner(services, host), flush=True)  # noqa: T201
+            print(_banner(services, host, port_offset, database_url), flush=True)  # noqa: T201
         await asyncio.gather(*tasks, return_exceptions=True)
         for task in tasks:
             if not task.cancelled() and task.exception() is not None:
@@ -120,9 +124,10 @@ async def _serve(services: list[Service], *, host: str) -> None:
         await bus.close()
 
 
-def _banner(services: list[Service], host: str) -> str:
+def _banner(services: list[Service], host: str, port_offset: int, database_url: str) -> str:
     lines = ["", "Novitrac is running (Ctrl-C to stop):"]
     for service in services:
-        lines.append(f"  {service.name:<15} http://{host}:{service.port}")
-    lines.append(f"  health:         http://{host}:<port>/healthz   metrics: /metrics")
+        lines.append(f"  {service.name:<15} http://{host}:{service.port + port_offset}")
+    lines.append("  every service:  /healthz  /readyz  /metrics")
+    lines.append(f"  database:       {database_url}")
     return "\n".join(lines) + "\n"
