@@ -6,6 +6,7 @@ people recognise it; ``type`` is also the routing key.
 
 from __future__ import annotations
 
+import builtins
 import re
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Self, TypeVar
@@ -75,7 +76,26 @@ class Envelope(BaseModel):
         org_id: UUID | None = None,
         correlation_id: str | None = None,
     ) -> Self:
-        """Put a typed event into a new envelope with a fresh id and the current time."""
+        """Put a typed event into a new envelope with a fresh id and the current time.
+
+        Args:
+            event: the payload.
+            producer: name of the emitting service.
+            org_id: the organisation concerned; taken from the event's own ``org_id`` field when
+                omitted.
+            correlation_id: ties the message to the request or call that caused it.
+
+        Raises:
+            ValueError: ``org_id`` differs from the event's own ``org_id``, which would route the
+                message to the wrong organisation.
+        """
+        own_org_id = getattr(event, "org_id", None)
+        if isinstance(own_org_id, UUID):
+            if org_id is not None and org_id != own_org_id:
+                raise ValueError(
+                    f"envelope org_id {org_id} differs from the event's org_id {own_org_id}"
+                )
+            org_id = own_org_id
         return cls(
             type=event.event_type,
             producer=producer,
@@ -84,8 +104,17 @@ class Envelope(BaseModel):
             data=event.model_dump(mode="json"),
         )
 
-    def payload(self, model: type[E]) -> E:
-        """Validate ``data`` as ``model``; raises ``pydantic.ValidationError`` when it does not fit."""
+    def payload(self, model: builtins.type[E]) -> E:
+        """The typed event in ``data``.
+
+        Args:
+            model: the event class the consumer expects; its ``event_type`` must be this
+                envelope's ``type``.
+
+        Raises:
+            ValueError: ``model`` is the class of another event type.
+            pydantic.ValidationError: ``data`` does not fit ``model``.
+        """
         if model.event_type != self.type:
             raise ValueError(f"envelope of type {self.type!r} read as {model.event_type!r}")
         return model.model_validate(self.data)

@@ -25,13 +25,16 @@ from novitrac_kit.dsn import sqlalchemy_url
 logger = logging.getLogger(__name__)
 
 NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_N_label)s",
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "%(table_name)s_%(column_0_N_name)s_key",
     "ck": "%(table_name)s_%(constraint_name)s_check",
     "fk": "%(table_name)s_%(column_0_N_name)s_fkey",
     "pk": "%(table_name)s_pkey",
 }
 """Constraint and index names as PostgreSQL itself would choose them, so migrations are stable."""
+
+PING_TIMEOUT = 2.0
+"""Seconds :func:`ping` waits for an answer; readiness probes must not hang."""
 
 
 def service_metadata(schema: str) -> MetaData:
@@ -83,10 +86,10 @@ async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterat
         yield session
 
 
-async def ping(engine: AsyncEngine, *, timeout: float = 2.0) -> bool:
-    """Whether the database answers a trivial query within ``timeout`` seconds (for readiness)."""
+async def ping(engine: AsyncEngine) -> bool:
+    """Whether the database answers a trivial query within ``PING_TIMEOUT`` (for readiness)."""
     try:
-        async with asyncio.timeout(timeout), engine.connect() as connection:
+        async with asyncio.timeout(PING_TIMEOUT), engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
     except Exception as error:
         logger.warning("db.ping.failed", extra={"error": repr(error)})

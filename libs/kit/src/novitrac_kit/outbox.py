@@ -15,7 +15,7 @@ from contextlib import suppress
 from datetime import timedelta
 from typing import Any
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped,unused-ignore]
 from opentelemetry import propagate
 from prometheus_client import Counter, Histogram
 from sqlalchemy import (
@@ -24,7 +24,6 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
-    Row,
     Table,
     Text,
     Uuid,
@@ -187,14 +186,14 @@ class OutboxRelay:
         self._stopping.clear()
         self._task = asyncio.create_task(self.run(), name=f"outbox-relay:{self._name}")
 
-    async def stop(self, *, timeout: float = 10.0) -> None:
-        """Finish the batch in progress (cancel it after ``timeout`` seconds) and stop."""
+    async def stop(self, *, grace: float = 10.0) -> None:
+        """Finish the batch in progress (cancel it after ``grace`` seconds) and stop."""
         self._stopping.set()
         self._wake.set()
         task, self._task = self._task, None
         if task is None:
             return
-        done, _ = await asyncio.wait({task}, timeout=timeout)
+        done, _ = await asyncio.wait({task}, timeout=grace)
         if not done:
             task.cancel()
             await asyncio.wait({task})
@@ -233,7 +232,9 @@ class OutboxRelay:
             ).all()
             if not claimed:
                 return 0
-            errors = await asyncio.gather(*(self._publish(row) for row in claimed))
+            errors = await asyncio.gather(
+                *(self._publish(row.envelope, row.headers) for row in claimed)
+            )
             published = [row.id for row, error in zip(claimed, errors, strict=True) if not error]
             failed = [
                 {"b_id": row.id, "b_error": error}
@@ -274,7 +275,9 @@ class OutboxRelay:
                 extra={"schema": self._name, "failed": len(failed), "error": failed[0]["b_error"]},
             )
             if not published:
-                raise PublishFailed(f"{len(failed)} outbox events not published: {failed[0]['b_error']}")
+                raise PublishFailed(
+                    f"{len(failed)} outbox events not published: {failed[0]['b_error']}"
+                )
         return len(published)
 
     async def purge(self) -> int:
@@ -286,9 +289,9 @@ class OutboxRelay:
             )
         return result.rowcount
 
-    async def _publish(self, row: Row[Any]) -> str | None:
+    async def _publish(self, envelope: dict[str, Any], headers: dict[str, str]) -> str | None:
         try:
-            await self._bus.publish(Envelope.model_validate(row.envelope), headers=row.headers)
+            await self._bus.publish(Envelope.model_validate(envelope), headers=headers)
         except Exception as error:
             return str(error) or repr(error)
         return None
@@ -323,7 +326,9 @@ class OutboxRelay:
         try:
             purged = await self.purge()
         except Exception as error:
-            logger.warning("outbox.purge.failed", extra={"schema": self._name, "error": repr(error)})
+            logger.warning(
+                "outbox.purge.failed", extra={"schema": self._name, "error": repr(error)}
+            )
         else:
             if purged:
                 logger.info("outbox.purged", extra={"schema": self._name, "purged": purged})

@@ -150,7 +150,9 @@ class EventBus(ABC):
         """Stop consuming (in-flight handlers finish or are redelivered later) and disconnect."""
 
     @abstractmethod
-    async def publish(self, envelope: Envelope, *, headers: Mapping[str, str] | None = None) -> None:
+    async def publish(
+        self, envelope: Envelope, *, headers: Mapping[str, str] | None = None
+    ) -> None:
         """Publish a domain event; returns only once the broker has taken responsibility for it.
 
         Args:

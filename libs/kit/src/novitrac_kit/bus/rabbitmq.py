@@ -1,0 +1,372 @@
+"""The RabbitMQ transport, on aio-pika.
+
+Topology, for a consuming queue ``billing``:
+
+* ``novitrac.events``, a durable topic exchange, routes domain events by type to ``billing``, a
+  durable quorum queue bound with each of the subscription's patterns;
+* a failing message is republished to ``billing.retry.<delay>ms``, a quorum queue whose messages
+  expire back into ``billing`` after the delay, one per distinct delay;
+* a message that failed for the last time, permanently, or could not be read goes to
+  ``novitrac.events.dlx`` (durable, direct) with routing key ``billing``, which lands it in
+  ``billing.dlq`` with the reason and attempt count in its headers;
+* ``novitrac.live``, a non-durable topic exchange, carries live signals to the exclusive,
+  bounded queue each subscribing replica declares for itself.
+
+One robust connection carries a confirming publisher channel (shared by concurrent publishers),
+a live channel without confirms, a channel for declarations, and one channel per subscription.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
+import aio_pika
+from aio_pika import DeliveryMode, ExchangeType, Message
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+from aiormq.spec import Basic
+
+from novitrac_contracts.envelope import Envelope
+from novitrac_kit.bus.amqp import (
+    JSON,
+    QUORUM,
+    SYSTEM,
+    dead_letter_queue_name,
+    int_header,
+    live_queue_arguments,
+    retry_queue_arguments,
+    retry_queue_name,
+    string_headers,
+)
+from novitrac_kit.bus.base import (
+    ATTEMPTS_HEADER,
+    DEAD_LETTER_EXCHANGE,
+    EVENTS_EXCHANGE,
+    LIVE_EXCHANGE,
+    REASON_HEADER,
+    DeadLetter,
+    EventBus,
+    LiveHandler,
+    PublishFailed,
+    Subscription,
+)
+from novitrac_kit.bus.failure import ROUTING_KEY_HEADER, failure_reason
+from novitrac_kit.bus.live import DEFAULT_LIVE_BUFFER, LiveInbox
+from novitrac_kit.bus.metrics import LIVE_SIGNALS_DROPPED
+from novitrac_kit.bus.rabbitmq_consumer import RabbitConsumer
+from novitrac_kit.bus.tracing import publish_span
+
+log = logging.getLogger(__name__)
+
+LIVE_PUBLISH_TIMEOUT = 0.1
+"""Seconds a live signal may wait for the socket before it is dropped; a write normally takes µs."""
+
+
+class RabbitBus(EventBus):
+    """An :class:`EventBus` on RabbitMQ.
+
+    Args:
+        url: ``amqp://user:password@host:port/vhost``.
+        connection_name: shown by RabbitMQ for the connection; also prefixes live queue names.
+        exchange: the domain events exchange.
+        live_exchange: the live signals exchange.
+        dead_letter_exchange: where failed messages are sent, keyed by their queue's name.
+        publish_timeout: seconds :meth:`publish` waits for the broker's confirmation.
+        close_timeout: seconds :meth:`close` waits for running handlers before cancelling them
+            (their messages, unacknowledged, are then redelivered).
+        live_buffer: live signals a subscriber may fall behind by before the oldest are dropped.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        connection_name: str = "novitrac",
+        exchange: str = EVENTS_EXCHANGE,
+        live_exchange: str = LIVE_EXCHANGE,
+        dead_letter_exchange: str = DEAD_LETTER_EXCHANGE,
+        publish_timeout: float = 10.0,
+        close_timeout: float = 10.0,
+        live_buffer: int = DEFAULT_LIVE_BUFFER,
+    ) -> None:
+        self._url = url
+        self._connection_name = connection_name
+        self.exchange = exchange
+        self._live_exchange_name = live_exchange
+        self._dead_letter_exchange_name = dead_letter_exchange
+        self._publish_timeout = publish_timeout
+        self._close_timeout = close_timeout
+        self._live_buffer = live_buffer
+        self._connection: AbstractRobustConnection | None = None
+        self._publisher: AbstractChannel | None = None
+        self._admin: AbstractChannel | None = None
+        self._live_channel: AbstractChannel | None = None
+        self._events: AbstractExchange | None = None
+        self._dead_letters: AbstractExchange | None = None
+        self._live: AbstractExchange | None = None
+        self._consumers: list[RabbitConsumer] = []
+        self._inboxes: list[LiveInbox] = []
+        self._closing = False
+
+    @property
+    def live_signals_dropped(self) -> int:
+        """Live signals this bus's subscribers dropped because they fell behind."""
+        return sum(inbox.dropped for inbox in self._inboxes)
+
+    @property
+    def default_exchange(self) -> AbstractExchange:
+        """The default exchange on the confirming publisher channel."""
+        if self._publisher is None:
+            raise PublishFailed("the bus is not started")
+        return self._publisher.default_exchange
+
+    @property
+    def dead_letter_exchange(self) -> AbstractExchange:
+        """The dead-letter exchange on the confirming publisher channel."""
+        if self._dead_letters is None:
+            raise PublishFailed("the bus is not started")
+        return self._dead_letters
+
+    async def start(self) -> None:
+        """Connect, open the channels and declare the exchanges."""
+        self._closing = False
+        connection = await aio_pika.connect_robust(
+            self._url, client_properties={"connection_name": self._connection_name}
+        )
+        self._connection = connection
+        self._publisher = await connection.channel(publisher_confirms=True)
+        self._events = await self._publisher.declare_exchange(
+            self.exchange, ExchangeType.TOPIC, durable=True
+        )
+        self._dead_letters = await self._publisher.declare_exchange(
+            self._dead_letter_exchange_name, ExchangeType.DIRECT, durable=True
+        )
+        self._admin = await connection.channel(publisher_confirms=False)
+        self._live_channel = await connection.channel(publisher_confirms=False)
+        self._live = await self._live_channel.declare_exchange(
+            self._live_exchange_name, ExchangeType.TOPIC, durable=False
+        )
+
+    async def close(self) -> None:
+        """Stop consuming, let running handlers finish (bounded by ``close_timeout``), disconnect.
+
+        Handlers still running after the timeout are cancelled; their messages were not
+        acknowledged, so the broker redelivers them to another consumer.
+        """
+        self._closing = True
+        for consumer in self._consumers:
+            await consumer.cancel()
+        tasks = {task for consumer in self._consumers for task in consumer.tasks}
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=self._close_timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        self._consumers.clear()
+        for inbox in self._inboxes:
+            await inbox.stop()
+        self._inboxes.clear()
+        if self._connection is not None:
+            await self._connection.close()
+        self._connection = self._publisher = self._admin = self._live_channel = None
+        self._events = self._dead_letters = self._live = None
+
+    async def publish(
+        self, envelope: Envelope, *, headers: Mapping[str, str] | None = None
+    ) -> None:
+        """Publish a persistent domain event and wait for the broker's confirmation.
+
+        See :meth:`EventBus.publish`. A message no queue is bound for is confirmed and dropped
+        by the broker; that is not a failure.
+        """
+        if self._closing or self._events is None:
+            raise PublishFailed("the bus is closed")
+        with publish_span(envelope, headers, system=SYSTEM, destination=self.exchange) as carrier:
+            message = Message(
+                envelope.to_json(),
+                headers=dict(carrier),
+                content_type=JSON,
+                delivery_mode=DeliveryMode.PERSISTENT,
+                correlation_id=envelope.correlation_id,
+                message_id=str(envelope.id),
+                timestamp=datetime.now(UTC),
+                type=envelope.type,
+                app_id=envelope.producer,
+            )
+            await self.publish_confirmed(self._events, message, envelope.type)
+
+    async def publish_confirmed(
+        self,
+        exchange: AbstractExchange,
+        message: Message,
+        routing_key: str,
+        *,
+        mandatory: bool = False,
+    ) -> None:
+        """Publish on the confirming channel; raise :class:`PublishFailed` unless acked.
+
+        Args:
+            exchange: an exchange of the publisher channel.
+            message: the message.
+            routing_key: its routing key.
+            mandatory: treat a message the broker cannot route as a failure.
+        """
+        try:
+            async with asyncio.timeout(self._publish_timeout):
+                result = await exchange.publish(message, routing_key, mandatory=mandatory)
+        except Exception as error:
+            raise PublishFailed(
+                f"{routing_key!r} on {exchange.name!r} not confirmed: {failure_reason(error)}"
+            ) from error
+        if not isinstance(result, Basic.Ack):
+            raise PublishFailed(f"{routing_key!r} on {exchange.name!r} could not be routed")
+
+    async def declare(self, queue: str, patterns: Sequence[str]) -> None:
+        """Declare a consuming queue, its bindings and its dead-letter queue, without consuming.
+
+        The queue keeps what is routed to it from then on, whether or not anyone consumes.
+        """
+        await self._declare_queue(self._channel(self._admin), queue, patterns)
+
+    async def declare_retry_queue(self, queue: str, delay_ms: int) -> None:
+        """Declare (again, which keeps it alive) the delay queue of ``queue`` for ``delay_ms``."""
+        await self._channel(self._admin).declare_queue(
+            retry_queue_name(queue, delay_ms),
+            durable=True,
+            arguments=retry_queue_arguments(queue, delay_ms),
+        )
+
+    async def subscribe(self, subscription: Subscription) -> None:
+        """Declare the queue and its dead-letter queue, bind it, and consume on a new channel."""
+        channel = await self._require_connection().channel(publisher_confirms=False)
+        await channel.set_qos(prefetch_count=subscription.prefetch)
+        queue = await self._declare_queue(channel, subscription.queue, subscription.patterns)
+        consumer = RabbitConsumer(self, channel, queue, subscription)
+        await consumer.start()
+        self._consumers.append(consumer)
+
+    async def publish_live(self, envelope: Envelope) -> None:
+        """Publish a live signal; dropped (and counted) rather than waited for when not writable."""
+        channel, exchange = self._live_channel, self._live
+        if self._closing or channel is None or exchange is None or channel.is_closed:
+            LIVE_SIGNALS_DROPPED.labels(SYSTEM).inc()
+            return
+        message = Message(
+            envelope.to_json(),
+            content_type=JSON,
+            delivery_mode=DeliveryMode.NOT_PERSISTENT,
+            message_id=str(envelope.id),
+            timestamp=datetime.now(UTC),
+            type=envelope.type,
+            app_id=envelope.producer,
+        )
+        try:
+            async with asyncio.timeout(LIVE_PUBLISH_TIMEOUT):
+                await exchange.publish(message, envelope.type, mandatory=False)
+        except Exception:
+            LIVE_SIGNALS_DROPPED.labels(SYSTEM).inc()
+
+    async def subscribe_live(self, patterns: Sequence[str], handler: LiveHandler) -> None:
+        """Consume live signals through an exclusive, bounded queue of this connection's own."""
+        await self._subscribe_live(self._live_exchange_name, patterns, handler)
+
+    async def subscribe_live_events(self, patterns: Sequence[str], handler: LiveHandler) -> None:
+        """See domain events through an exclusive, bounded queue, without acks or retries."""
+        await self._subscribe_live(self.exchange, patterns, handler)
+
+    async def dead_letters(self, queue: str, *, limit: int = 100) -> list[DeadLetter]:
+        """Take up to ``limit`` messages out of ``<queue>.dlq``, oldest first."""
+        channel = await self._require_connection().channel(publisher_confirms=False)
+        try:
+            dlq = await channel.declare_queue(
+                dead_letter_queue_name(queue), durable=True, arguments=QUORUM
+            )
+            letters: list[DeadLetter] = []
+            while len(letters) < limit:
+                message = await dlq.get(no_ack=False, fail=False)
+                if message is None:
+                    break
+                letters.append(_dead_letter(message))
+                await message.ack()
+            return letters
+        finally:
+            await channel.close()
+
+    async def is_ready(self) -> bool:
+        """Whether the connection and the publisher channel are open."""
+        return (
+            not self._closing
+            and self._connection is not None
+            and not self._connection.is_closed
+            and self._publisher is not None
+            and not self._publisher.is_closed
+        )
+
+    async def _declare_queue(
+        self, channel: AbstractChannel, queue: str, patterns: Sequence[str]
+    ) -> AbstractQueue:
+        dlq = await channel.declare_queue(
+            dead_letter_queue_name(queue), durable=True, arguments=QUORUM
+        )
+        await dlq.bind(self._dead_letter_exchange_name, routing_key=queue)
+        main = await channel.declare_queue(queue, durable=True, arguments=QUORUM)
+        for pattern in patterns:
+            await main.bind(self.exchange, routing_key=pattern)
+        return main
+
+    async def _subscribe_live(
+        self, exchange: str, patterns: Sequence[str], handler: LiveHandler
+    ) -> None:
+        channel = self._channel(self._live_channel)
+        queue = await channel.declare_queue(
+            f"{self._connection_name}.live.{uuid.uuid4().hex[:12]}",
+            exclusive=True,
+            auto_delete=True,
+            arguments=live_queue_arguments(self._live_buffer),
+        )
+        for pattern in patterns:
+            await queue.bind(exchange, routing_key=pattern)
+        inbox = LiveInbox(handler, maxlen=self._live_buffer, transport=SYSTEM)
+        inbox.start()
+        self._inboxes.append(inbox)
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            try:
+                envelope = Envelope.from_json(message.body)
+            except ValueError:
+                log.warning("bus.live.unreadable", extra={"routing_key": message.routing_key})
+                return
+            inbox.offer(envelope)
+
+        await queue.consume(on_message, no_ack=True)
+
+    def _require_connection(self) -> AbstractRobustConnection:
+        if self._connection is None or self._closing:
+            raise RuntimeError("the bus is not started")
+        return self._connection
+
+    def _channel(self, channel: AbstractChannel | None) -> AbstractChannel:
+        if channel is None or self._closing:
+            raise RuntimeError("the bus is not started")
+        return channel
+
+
+def _dead_letter(message: AbstractIncomingMessage) -> DeadLetter:
+    headers = string_headers(message.headers)
+    raw = message.headers or {}
+    return DeadLetter(
+        body=message.body,
+        routing_key=headers.get(ROUTING_KEY_HEADER) or message.routing_key or "",
+        reason=headers.get(REASON_HEADER, "unknown"),
+        attempts=int_header(raw.get(ATTEMPTS_HEADER), 0),
+        headers=headers,
+    )

@@ -1,0 +1,217 @@
+"""One subscription's consumer on RabbitMQ: handle and ack, retry later, or dead-letter.
+
+A failing message goes to a delay queue, a hopeless one to the dead-letter exchange. Either is
+published (with confirmation) before the original is acknowledged, so a message is never lost
+between two places: if the process dies in between, the broker redelivers the original and at
+worst a copy exists twice, which consumers' inboxes absorb.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from aio_pika import DeliveryMode, Message
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, HeadersType
+
+from novitrac_contracts.envelope import Envelope
+from novitrac_kit.bus.amqp import (
+    DELIVERY_COUNT_HEADER,
+    SYSTEM,
+    int_header,
+    republishable_headers,
+    retry_queue_name,
+    string_headers,
+)
+from novitrac_kit.bus.base import ATTEMPTS_HEADER, REASON_HEADER, Delivery, Subscription
+from novitrac_kit.bus.failure import ROUTING_KEY_HEADER, failure_reason, lost_reason, should_retry
+from novitrac_kit.bus.metrics import DELIVERIES
+from novitrac_kit.bus.tracing import consume_span
+
+if TYPE_CHECKING:
+    from novitrac_kit.bus.rabbitmq import RabbitBus
+
+log = logging.getLogger(__name__)
+
+
+class RabbitConsumer:
+    """Consumes one queue on its own channel, one task per delivery, up to ``prefetch`` at once.
+
+    Args:
+        bus: the bus whose confirmed publisher settles retries and dead letters.
+        channel: this consumer's channel, its prefetch set.
+        queue: the declared queue.
+        subscription: what to call and how to retry.
+    """
+
+    def __init__(
+        self,
+        bus: RabbitBus,
+        channel: AbstractChannel,
+        queue: AbstractQueue,
+        subscription: Subscription,
+    ) -> None:
+        self._bus = bus
+        self._channel = channel
+        self._queue = queue
+        self._subscription = subscription
+        self._consumer_tag: str | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Start consuming."""
+        self._consumer_tag = await self._queue.consume(self._on_message)
+
+    async def cancel(self) -> None:
+        """Stop receiving new deliveries; those being handled carry on."""
+        if self._consumer_tag is not None:
+            try:
+                await self._queue.cancel(self._consumer_tag)
+            except Exception:
+                log.warning("bus.consumer.cancel_failed", extra={"queue": self._queue.name})
+            self._consumer_tag = None
+
+    async def close(self) -> None:
+        """Close the channel; deliveries not acknowledged go back to the queue."""
+        if not self._channel.is_closed:
+            await self._channel.close()
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.get_running_loop().create_task(self._handle(message))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _handle(self, message: AbstractIncomingMessage) -> None:
+        policy = self._subscription.retry
+        headers = string_headers(message.headers)
+        raw = message.headers or {}
+        attempt = int_header(raw.get(ATTEMPTS_HEADER), 1) + int_header(
+            raw.get(DELIVERY_COUNT_HEADER), 0
+        )
+        try:
+            envelope = Envelope.from_json(message.body)
+        except ValueError as error:
+            await self._dead_letter(message, failure_reason(error), attempts=attempt)
+            return
+        if attempt > policy.max_attempts:
+            await self._dead_letter(message, lost_reason(attempt), attempts=attempt - 1)
+            return
+        delivery = Delivery(envelope=envelope, attempt=attempt, headers=headers)
+        try:
+            with consume_span(
+                envelope,
+                headers,
+                system=SYSTEM,
+                destination=self._bus.exchange,
+                queue=self._queue.name,
+                attempt=attempt,
+            ):
+                await self._subscription.handler(delivery)
+        except Exception as error:
+            if should_retry(error, attempt=attempt, policy=policy):
+                await self._retry(message, envelope, error, attempt=attempt)
+            else:
+                await self._dead_letter(message, failure_reason(error), attempts=attempt)
+            return
+        if await _settle(message.ack(), self._queue.name):
+            DELIVERIES.labels(self._queue.name, "handled").inc()
+
+    async def _retry(
+        self,
+        message: AbstractIncomingMessage,
+        envelope: Envelope,
+        error: Exception,
+        *,
+        attempt: int,
+    ) -> None:
+        queue = self._queue.name
+        delay_ms = round(self._subscription.retry.delay_before(attempt + 1) * 1000)
+        log.warning(
+            "bus.delivery.retrying",
+            extra={
+                "queue": queue,
+                "event_id": str(envelope.id),
+                "event_type": envelope.type,
+                "attempt": attempt,
+                "delay_ms": delay_ms,
+                "error": failure_reason(error),
+            },
+        )
+        headers = self._copied_headers(message)
+        headers[ATTEMPTS_HEADER] = attempt + 1
+        try:
+            if delay_ms > 0:
+                target = retry_queue_name(queue, delay_ms)
+                await self._bus.declare_retry_queue(queue, delay_ms)
+            else:
+                target = queue
+            await self._bus.publish_confirmed(
+                self._bus.default_exchange, _copy(message, headers), target, mandatory=True
+            )
+        except Exception:
+            log.exception("bus.delivery.retry_failed", extra={"queue": queue})
+            await _settle(message.nack(requeue=True), queue)
+            return
+        if await _settle(message.ack(), queue):
+            DELIVERIES.labels(queue, "retried").inc()
+
+    async def _dead_letter(
+        self, message: AbstractIncomingMessage, reason: str, *, attempts: int
+    ) -> None:
+        queue = self._queue.name
+        log.error(
+            "bus.delivery.dead_lettered",
+            extra={
+                "queue": queue,
+                "message_id": message.message_id,
+                "reason": reason,
+                "attempts": attempts,
+            },
+        )
+        headers = self._copied_headers(message)
+        headers[REASON_HEADER] = reason
+        headers[ATTEMPTS_HEADER] = attempts
+        try:
+            await self._bus.publish_confirmed(
+                self._bus.dead_letter_exchange, _copy(message, headers), queue, mandatory=True
+            )
+        except Exception:
+            log.exception("bus.delivery.dead_letter_failed", extra={"queue": queue})
+            await _settle(message.nack(requeue=True), queue)
+            return
+        if await _settle(message.ack(), queue):
+            DELIVERIES.labels(queue, "dead_lettered").inc()
+
+    @staticmethod
+    def _copied_headers(message: AbstractIncomingMessage) -> HeadersType:
+        headers = republishable_headers(message.headers)
+        headers.setdefault(ROUTING_KEY_HEADER, message.routing_key or "")
+        return headers
+
+
+def _copy(message: AbstractIncomingMessage, headers: HeadersType) -> Message:
+    return Message(
+        message.body,
+        headers=headers,
+        content_type=message.content_type,
+        content_encoding=message.content_encoding,
+        delivery_mode=DeliveryMode.PERSISTENT,
+        correlation_id=message.correlation_id,
+        message_id=message.message_id,
+        timestamp=datetime.now(UTC),
+        type=message.type,
+        app_id=message.app_id,
+    )
+
+
+async def _settle(settling: Awaitable[None], queue: str) -> bool:
+    """Ack or nack; a closed channel means the broker redelivers the message, so only log it."""
+    try:
+        await settling
+    except Exception:
+        log.warning("bus.delivery.settle_failed", extra={"queue": queue}, exc_info=True)
+        return False
+    return True

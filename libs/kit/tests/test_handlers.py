@@ -1,0 +1,448 @@
+"""Event handler glue: typed handlers run once per event, in one transaction with the inbox claim.
+
+The first classes call the subscription's handler directly (the bus's side of the contract is a
+plain call); the last runs it behind both real transports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import ClassVar
+from uuid import UUID, uuid4
+
+import pytest
+from pydantic import Field
+from sqlalchemy import Column, Integer, MetaData, Table, Uuid, func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from novitrac_contracts.envelope import Envelope, Event
+from novitrac_kit import db, inbox, outbox
+from novitrac_kit.bus import Delivery, EventBus, PermanentFailure, RetryPolicy, Subscription
+from novitrac_kit.handlers import EventHandlers, HandlerContext
+
+pytestmark = pytest.mark.postgres
+
+
+class WidgetOrdered(Event):
+    """Emitted when a test widget is ordered."""
+
+    event_type: ClassVar[str] = "kittest.widget.ordered.v1"
+    widget_id: UUID
+    quantity: int = Field(gt=0)
+
+
+class WidgetShipped(Event):
+    """Emitted when a test widget ships."""
+
+    event_type: ClassVar[str] = "kittest.widget.shipped.v1"
+    widget_id: UUID
+
+
+class Store:
+    """A consuming service's schema: its inbox, its outbox and the effect its handlers have."""
+
+    def __init__(self, schema: str) -> None:
+        self.metadata: MetaData = db.service_metadata(schema)
+        self.inbox = inbox.inbox_table(self.metadata)
+        self.outbox = outbox.outbox_table(self.metadata)
+        self.orders = Table(
+            "orders",
+            self.metadata,
+            Column("id", Integer, primary_key=True),
+            Column("widget_id", Uuid, nullable=False),
+            Column("quantity", Integer, nullable=False),
+        )
+
+    async def count(self, sessions: async_sessionmaker[AsyncSession], table: Table) -> int:
+        async with sessions() as session:
+            return int(await session.scalar(select(func.count()).select_from(table)) or 0)
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = db.create_engine(database_url, application_name="kit-tests.handlers")
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def store(engine: AsyncEngine, unique_name: str) -> Store:
+    store = Store(unique_name)
+    async with engine.begin() as connection:
+        await connection.execute(text(f'CREATE SCHEMA "{unique_name}"'))
+        await connection.run_sync(store.metadata.create_all)
+    return store
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return db.create_session_factory(engine)
+
+
+def ordered(quantity: int = 1) -> Envelope:
+    return Envelope.wrap(WidgetOrdered(widget_id=uuid4(), quantity=quantity), producer="shop")
+
+
+class Shop:
+    """Handlers that record orders, and can be told to fail after writing."""
+
+    def __init__(self, store: Store) -> None:
+        self.handlers = EventHandlers()
+        self.seen: list[tuple[WidgetOrdered, int]] = []
+        self.fail_attempts: set[int] = set()
+
+        @self.handlers.on(WidgetOrdered)
+        async def record_order(event: WidgetOrdered, ctx: HandlerContext) -> None:
+            self.seen.append((event, ctx.attempt))
+            await ctx.session.execute(
+                insert(store.orders).values(widget_id=event.widget_id, quantity=event.quantity)
+            )
+            shipped = Envelope.wrap(WidgetShipped(widget_id=event.widget_id), producer="shop")
+            await outbox.add(ctx.session, store.outbox, shipped)
+            if ctx.attempt in self.fail_attempts:
+                raise RuntimeError(f"attempt {ctx.attempt} failed")
+
+
+@pytest.fixture
+def shop(store: Store) -> Shop:
+    return Shop(store)
+
+
+class TestOn:
+    def test_returns_the_function(self) -> None:
+        handlers = EventHandlers()
+
+        async def handle(event: WidgetOrdered, ctx: HandlerContext) -> None:
+            pass
+
+        assert handlers.on(WidgetOrdered)(handle) is handle
+
+    def test_event_types(self) -> None:
+        handlers = EventHandlers()
+
+        @handlers.on(WidgetShipped)
+        @handlers.on(WidgetOrdered)
+        async def handle(event: Event, ctx: HandlerContext) -> None:
+            pass
+
+        assert handlers.event_types == ["kittest.widget.ordered.v1", "kittest.widget.shipped.v1"]
+
+    def test_model_without_event_type(self) -> None:
+        class Untyped(Event):
+            pass
+
+        with pytest.raises(TypeError, match="event_type"):
+            EventHandlers().on(Untyped)
+
+
+class TestSubscription:
+    def test_binds_the_handled_types(
+        self, shop: Shop, store: Store, sessions: async_sessionmaker[AsyncSession]
+    ) -> None:
+        retry = RetryPolicy(max_attempts=3)
+        subscription = shop.handlers.subscription(
+            queue="shop", sessions=sessions, inbox=store.inbox, retry=retry, prefetch=4
+        )
+
+        assert subscription.queue == "shop"
+        assert list(subscription.patterns) == ["kittest.widget.ordered.v1"]
+        assert subscription.retry == retry
+        assert subscription.prefetch == 4
+
+    def test_nothing_registered(
+        self, store: Store, sessions: async_sessionmaker[AsyncSession]
+    ) -> None:
+        with pytest.raises(ValueError, match="no event handlers"):
+            EventHandlers().subscription(queue="shop", sessions=sessions, inbox=store.inbox)
+
+
+class TestHandle:
+    @pytest.fixture
+    def handle(
+        self, shop: Shop, store: Store, sessions: async_sessionmaker[AsyncSession]
+    ) -> Callable[[Delivery], Awaitable[None]]:
+        return shop.handlers.subscription(
+            queue="shop", sessions=sessions, inbox=store.inbox
+        ).handler
+
+    async def test_valid(
+        self,
+        handle: Callable[[Delivery], Awaitable[None]],
+        shop: Shop,
+        store: Store,
+        sessions: async_sessionmaker[AsyncSession],
+    ) -> None:
+        envelope = ordered(quantity=3)
+
+        await handle(Delivery(envelope))
+
+        assert [(event.quantity, attempt) for event, attempt in shop.seen] == [(3, 1)]
+        async with sessions() as session:
+            claims = (
+                await session.execute(select(store.inbox.c.source, store.inbox.c.message_id))
+            ).all()
+            quantities = (await session.execute(select(store.orders.c.quantity))).scalars().all()
+        assert [tuple(claim) for claim in claims] == [("shop", str(envelope.id))]
+        assert quantities == [3]
+        assert await store.count(sessions, store.outbox) == 1
+
+    async def test_duplicate_delivery(
+        self,
+        handle: Callable[[Delivery], Awaitable[None]],
+        shop: Shop,
+        store: Store,
+        sessions: async_sessionmaker[AsyncSession],
+    ) -> None:
+        envelope = ordered()
+
+        await handle(Delivery(envelope))
+        await handle(Delivery(envelope, attempt=2))
+
+        assert len(shop.seen) == 1
+        assert await store.count(sessions, store.orders) == 1
+        assert await store.count(sessions, store.outbox) == 1
+
+    async def test_concurrent_duplicate_deliveries(
+        self,
+        handle: Callable[[Delivery], Awaitable[None]],
+        store: Store,
+        sessions: async_sessionmaker[AsyncSession],
+    ) -> None:
+        envelope = ordered()
+
+        await asyncio.gather(*(handle(Delivery(envelope)) for _ in range(5)))
+
+        assert await store.count(sessions, store.orders) == 1
+
+    async def test_unknown_type(
+        self,
+        handle: Callable[[Delivery], Awaitable[None]],
+        store: Store,
+        sessions: async_sessionmaker[AsyncSession],
+    ) -> None:
+        envelope = Envelope.wrap(WidgetShipped(widget_id=uuid4()), producer="shop")
+
+        with pytest.raises(PermanentFailure, match="no handler for event type"):
+            await handle(Delivery(envelope))
+
+        assert await store.count(sessions, store.inbox) == 0
+
+    async def test_invalid_payload(
+        self,
+        handle: Callable[[Delivery], Awaitable[None]],
+        shop: Shop,
+        store: Store,
+        sessions: async_sessionmaker[AsyncSession],
+    ) -> None:
+        envelope = Envelope(
+            type=WidgetOrdered.event_type,
+            producer="shop",
+            data={"widget_id": str(uuid4()), "quantity": 0},
+        )
+
+        with pytest.raises(PermanentFailure, match="quantity") as failure:
+            await handle(Delivery(envelope))
+
+        assert "greater than 0" in str(failure.value)
+        assert shop.seen == []
+        assert await store.count(sessions, store.inbox) == 0
+
+    async def test_handler_error_rolls_back_then_retry_succeeds(
+        self,
+        handle: Callable[[Delivery], Awaitable[None]],
+        shop: Shop,
+        store: Store,
+        sessions: async_sessionmaker[AsyncSession],
+    ) -> None:
+        shop.fail_attempts = {1}
+        envelope = ordered()
+
+        with pytest.raises(RuntimeError, match="attempt 1 failed"):
+            await handle(Delivery(envelope, attempt=1))
+
+        assert await store.count(sessions, store.orders) == 0
+        assert await store.count(sessions, store.inbox) == 0
+        assert await store.count(sessions, store.outbox) == 0
+
+        await handle(Delivery(envelope, attempt=2))
+
+        assert [attempt for _, attempt in shop.seen] == [1, 2]
+        assert await store.count(sessions, store.orders) == 1
+        assert await store.count(sessions, store.inbox) == 1
+        assert await store.count(sessions, store.outbox) == 1
+
+    async def test_handlers_of_one_type_share_the_transaction(
+        self,
+        handle: Callable[[Delivery], Awaitable[None]],
+        shop: Shop,
+        store: Store,
+        sessions: async_sessionmaker[AsyncSession],
+    ) -> None:
+        @shop.handlers.on(WidgetOrdered)
+        async def refuse(event: WidgetOrdered, ctx: HandlerContext) -> None:
+            raise RuntimeError("second handler failed")
+
+        with pytest.raises(RuntimeError, match="second handler failed"):
+            await handle(Delivery(ordered()))
+
+        assert len(shop.seen) == 1
+        assert await store.count(sessions, store.orders) == 0
+        assert await store.count(sessions, store.inbox) == 0
+
+
+# --- behind a real transport -------------------------------------------------------------------
+
+
+@pytest.fixture(params=["memory", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
+async def bus(request: pytest.FixtureRequest, unique_name: str) -> AsyncIterator[EventBus]:
+    if request.param == "memory":
+        from novitrac_kit.bus.memory import InProcessBus
+
+        transport: EventBus = InProcessBus()
+    else:
+        from novitrac_kit.bus.rabbitmq import RabbitBus
+
+        transport = RabbitBus(
+            request.getfixturevalue("amqp_url"),
+            connection_name="kit-tests.handlers",
+            exchange=f"{unique_name}.events",
+            live_exchange=f"{unique_name}.live",
+            dead_letter_exchange=f"{unique_name}.dlx",
+        )
+    async with transport:
+        yield transport
+    if request.param == "rabbitmq":
+        await delete_from_broker(request.getfixturevalue("amqp_url"), unique_name)
+
+
+async def delete_from_broker(amqp_url: str, unique_name: str) -> None:
+    """Remove the durable queues and exchanges a test declared, so the broker does not fill up."""
+    import aio_pika
+
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        for queue in ("shop",):
+            await channel.queue_delete(f"{unique_name}.{queue}")
+            await channel.queue_delete(f"{unique_name}.{queue}.dlq")
+        for exchange in ("events", "live", "dlx"):
+            await channel.exchange_delete(f"{unique_name}.{exchange}")
+
+
+def counting(subscription: Subscription, handled: list[Delivery]) -> Subscription:
+    """The subscription, recording each delivery once its handler has finished (or failed)."""
+
+    async def handler(delivery: Delivery) -> None:
+        try:
+            await subscription.handler(delivery)
+        finally:
+            handled.append(delivery)
+
+    return dataclasses.replace(subscription, handler=handler)
+
+
+async def eventually(condition: Callable[[], Awaitable[bool]], *, within: float = 20.0) -> None:
+    async with asyncio.timeout(within):
+        while True:
+            if await condition():
+                return
+            await asyncio.sleep(0.02)
+
+
+class TestBehindTheBus:
+    @pytest.fixture
+    async def deliveries(
+        self,
+        bus: EventBus,
+        shop: Shop,
+        store: Store,
+        sessions: async_sessionmaker[AsyncSession],
+        unique_name: str,
+    ) -> list[Delivery]:
+        deliveries: list[Delivery] = []
+        subscription = shop.handlers.subscription(
+            queue=f"{unique_name}.shop",
+            sessions=sessions,
+            inbox=store.inbox,
+            retry=RetryPolicy(max_attempts=3, initial_delay=0.05, multiplier=1.0),
+        )
+        await bus.subscribe(counting(subscription, deliveries))
+        return deliveries
+
+    async def test_duplicate_delivery(
+        self,
+        bus: EventBus,
+        deliveries: list[Delivery],
+        store: Store,
+        sessions: async_sessionmaker[AsyncSession],
+    ) -> None:
+        envelope = ordered()
+
+        await bus.publish(envelope)
+        await bus.publish(envelope)
+
+        async def both_delivered() -> bool:
+            return len(deliveries) == 2
+
+        await eventually(both_delivered)
+        assert {delivery.envelope.id for delivery in deliveries} == {envelope.id}
+        assert await store.count(sessions, store.orders) == 1
+
+    async def test_invalid_payload_is_dead_lettered_and_the_queue_flows(
+        self,
+        bus: EventBus,
+        deliveries: list[Delivery],
+        store: Store,
+        sessions: async_sessionmaker[AsyncSession],
+        unique_name: str,
+    ) -> None:
+        invalid = Envelope(
+            type=WidgetOrdered.event_type,
+            producer="shop",
+            data={"widget_id": "not-a-uuid", "quantity": 1},
+        )
+        valid = ordered()
+
+        await bus.publish(invalid)
+        await bus.publish(valid)
+
+        async def valid_handled() -> bool:
+            return await store.count(sessions, store.orders) == 1
+
+        await eventually(valid_handled)
+        dead: list = []
+
+        async def dead_lettered() -> bool:
+            dead.extend(await bus.dead_letters(f"{unique_name}.shop"))
+            return bool(dead)
+
+        await eventually(dead_lettered)
+        [letter] = dead
+        assert letter.envelope is not None
+        assert letter.envelope.id == invalid.id
+        assert letter.attempts == 1
+        assert "widget_id" in letter.reason
+        assert "invalid kittest.widget.ordered.v1 payload" in letter.reason
+        assert [d.envelope.id for d in deliveries if d.envelope.id == invalid.id] == [invalid.id]
+
+    async def test_failing_handler_is_retried(
+        self,
+        bus: EventBus,
+        deliveries: list[Delivery],
+        shop: Shop,
+        store: Store,
+        sessions: async_sessionmaker[AsyncSession],
+    ) -> None:
+        shop.fail_attempts = {1}
+
+        await bus.publish(ordered())
+
+        async def retried() -> bool:
+            return len(deliveries) == 2
+
+        await eventually(retried)
+        assert [delivery.attempt for delivery in deliveries] == [1, 2]
+        assert await store.count(sessions, store.orders) == 1
+        assert await store.count(sessions, store.outbox) == 1

@@ -1,0 +1,689 @@
+"""The transactional outbox against the real PostgreSQL and both real transports.
+
+What is shown: an event is published if and only if its transaction commits; published once and
+marked; a relay that dies between the broker's confirmation and its own commit publishes again and
+the consumer's inbox absorbs the duplicate; two relays over one table publish each event once; a
+failing bus leaves events waiting, with the error recorded, until it recovers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import signal
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, ClassVar
+from uuid import UUID
+
+import asyncpg
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from sqlalchemy import Column, Integer, MetaData, Table, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from novitrac_contracts.envelope import Envelope, Event
+from novitrac_kit import db, inbox, outbox
+from novitrac_kit.bus import (
+    DeadLetter,
+    Delivery,
+    EventBus,
+    LiveHandler,
+    PublishFailed,
+    RetryPolicy,
+    Subscription,
+)
+from novitrac_kit.dsn import asyncpg_url
+from novitrac_kit.handlers import EventHandlers, HandlerContext
+from novitrac_kit.outbox import OutboxRelay
+
+pytestmark = pytest.mark.postgres
+
+KILL_AFTER_PUBLISH = Path(__file__).parent / "outbox_support" / "kill_after_publish.py"
+
+
+class ThingHappened(Event):
+    """Emitted when a test thing happens."""
+
+    event_type: ClassVar[str] = "kittest.thing.happened.v1"
+    n: int
+
+
+def thing(n: int = 0) -> Envelope:
+    return Envelope.wrap(ThingHappened(n=n), producer="kittest")
+
+
+class Schema:
+    """One service's schema: its outbox, and the inbox and effects of a consumer of its events."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.metadata: MetaData = db.service_metadata(name)
+        self.outbox = outbox.outbox_table(self.metadata)
+        self.inbox = inbox.inbox_table(self.metadata)
+        self.effects = Table(
+            "effects", self.metadata, Column("id", Integer, primary_key=True), Column("n", Integer)
+        )
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = db.create_engine(database_url, application_name="kit-tests.outbox")
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return db.create_session_factory(engine)
+
+
+@pytest.fixture
+async def schema(engine: AsyncEngine, unique_name: str) -> Schema:
+    schema = Schema(unique_name)
+    async with engine.begin() as connection:
+        await connection.execute(text(f'CREATE SCHEMA "{unique_name}"'))
+        await connection.run_sync(schema.metadata.create_all)
+    return schema
+
+
+@pytest.fixture(params=["memory", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def make_bus(transport: str, amqp_url: str, unique_name: str) -> EventBus:
+    if transport == "memory":
+        from novitrac_kit.bus.memory import InProcessBus
+
+        return InProcessBus()
+    from novitrac_kit.bus.rabbitmq import RabbitBus
+
+    return RabbitBus(
+        amqp_url,
+        connection_name="kit-tests.outbox",
+        exchange=f"{unique_name}.events",
+        live_exchange=f"{unique_name}.live",
+        dead_letter_exchange=f"{unique_name}.dlx",
+    )
+
+
+@pytest.fixture
+async def bus(
+    transport: str, request: pytest.FixtureRequest, unique_name: str
+) -> AsyncIterator[EventBus]:
+    amqp_url = request.getfixturevalue("amqp_url") if transport == "rabbitmq" else ""
+    async with make_bus(transport, amqp_url, unique_name) as bus:
+        yield bus
+    if transport == "rabbitmq":
+        await delete_from_broker(amqp_url, unique_name)
+
+
+async def delete_from_broker(amqp_url: str, unique_name: str) -> None:
+    """Remove the durable queues and exchanges a test declared, so the broker does not fill up."""
+    import aio_pika
+
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        for queue in ("audit", "consumer"):
+            await channel.queue_delete(f"{unique_name}.{queue}")
+            await channel.queue_delete(f"{unique_name}.{queue}.dlq")
+        for exchange in ("events", "live", "dlx"):
+            await channel.exchange_delete(f"{unique_name}.{exchange}")
+
+
+class Received:
+    """A consuming queue that records every delivery of the test's event types."""
+
+    def __init__(self) -> None:
+        self.deliveries: list[Delivery] = []
+
+    async def handle(self, delivery: Delivery) -> None:
+        self.deliveries.append(delivery)
+
+    @property
+    def ids(self) -> list[UUID]:
+        return [delivery.envelope.id for delivery in self.deliveries]
+
+
+@pytest.fixture
+async def received(bus: EventBus, unique_name: str) -> Received:
+    received = Received()
+    await bus.subscribe(
+        Subscription(queue=f"{unique_name}.audit", patterns=["kittest.#"], handler=received.handle)
+    )
+    return received
+
+
+@pytest.fixture
+async def relays(
+    engine: AsyncEngine, schema: Schema
+) -> AsyncIterator[Callable[..., Awaitable[OutboxRelay]]]:
+    """Start relays over the schema's outbox (fast polls and backoffs); all stopped at the end."""
+    started: list[OutboxRelay] = []
+
+    async def start(bus: EventBus, **options: Any) -> OutboxRelay:
+        options = {"poll_interval": 0.05, "min_backoff": 0.05, "max_backoff": 0.2, **options}
+        relay = OutboxRelay(engine, schema.outbox, bus, **options)
+        await relay.start()
+        started.append(relay)
+        return relay
+
+    yield start
+    for relay in started:
+        await relay.stop()
+
+
+class ForwardingBus(EventBus):
+    """Delegates to a real bus; subclasses interfere with publishing."""
+
+    def __init__(self, inner: EventBus) -> None:
+        self.inner = inner
+
+    async def start(self) -> None:
+        await self.inner.start()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def publish(
+        self, envelope: Envelope, *, headers: Mapping[str, str] | None = None
+    ) -> None:
+        await self.inner.publish(envelope, headers=headers)
+
+    async def subscribe(self, subscription: Subscription) -> None:
+        await self.inner.subscribe(subscription)
+
+    async def publish_live(self, envelope: Envelope) -> None:
+        await self.inner.publish_live(envelope)
+
+    async def subscribe_live(self, patterns: Sequence[str], handler: LiveHandler) -> None:
+        await self.inner.subscribe_live(patterns, handler)
+
+    async def subscribe_live_events(self, patterns: Sequence[str], handler: LiveHandler) -> None:
+        await self.inner.subscribe_live_events(patterns, handler)
+
+    async def dead_letters(self, queue: str, *, limit: int = 100) -> list[DeadLetter]:
+        return await self.inner.dead_letters(queue, limit=limit)
+
+    async def is_ready(self) -> bool:
+        return await self.inner.is_ready()
+
+
+class BrokenBus(ForwardingBus):
+    """Refuses to publish while ``broken`` (or, always, the events in ``poison``)."""
+
+    def __init__(self, inner: EventBus) -> None:
+        super().__init__(inner)
+        self.broken = True
+        self.poison: set[UUID] = set()
+
+    async def publish(
+        self, envelope: Envelope, *, headers: Mapping[str, str] | None = None
+    ) -> None:
+        if self.broken or envelope.id in self.poison:
+            raise PublishFailed("broker unavailable")
+        await super().publish(envelope, headers=headers)
+
+
+async def write(
+    sessions: async_sessionmaker[AsyncSession], schema: Schema, *envelopes: Envelope
+) -> None:
+    async with db.transaction(sessions) as session:
+        for envelope in envelopes:
+            await outbox.add(session, schema.outbox, envelope)
+
+
+async def write_and_roll_back(
+    sessions: async_sessionmaker[AsyncSession], schema: Schema, *envelopes: Envelope
+) -> None:
+    """Write ``envelopes`` in a transaction that then fails; the failure propagates."""
+    async with db.transaction(sessions) as session:
+        for envelope in envelopes:
+            await outbox.add(session, schema.outbox, envelope)
+        raise RuntimeError("change refused")
+
+
+async def rows(sessions: async_sessionmaker[AsyncSession], schema: Schema) -> dict[UUID, Any]:
+    async with sessions() as session:
+        result = await session.execute(select(schema.outbox))
+        return {row.id: row for row in result}
+
+
+async def eventually(condition: Callable[[], Awaitable[bool]], *, within: float = 20.0) -> None:
+    async with asyncio.timeout(within):
+        while True:
+            if await condition():
+                return
+            await asyncio.sleep(0.02)
+
+
+async def all_published(sessions: async_sessionmaker[AsyncSession], schema: Schema) -> bool:
+    return all(row.published_at is not None for row in (await rows(sessions, schema)).values())
+
+
+async def drain(bus: EventBus, received: Received) -> None:
+    """Wait until every message published so far has reached ``received``.
+
+    A marker published now is queued behind them and delivered after them.
+    """
+    marker = thing(-1)
+    await bus.publish(marker)
+
+    async def marker_arrived() -> bool:
+        return marker.id in received.ids
+
+    await eventually(marker_arrived)
+    received.deliveries = [d for d in received.deliveries if d.envelope.id != marker.id]
+
+
+class TestOutboxTable:
+    async def test_pending_index(self, engine: AsyncEngine, schema: Schema) -> None:
+        async with engine.connect() as connection:
+            definition = await connection.scalar(
+                text(
+                    "SELECT indexdef FROM pg_indexes WHERE schemaname = :s AND tablename = 'outbox'"
+                    " AND indexname = 'ix_outbox_unpublished'"
+                ),
+                {"s": schema.name},
+            )
+        assert definition is not None
+        assert "(created_at) WHERE (published_at IS NULL)" in definition
+
+
+class TestAdd:
+    async def test_written_in_the_callers_transaction(
+        self, sessions: async_sessionmaker[AsyncSession], schema: Schema
+    ) -> None:
+        envelope = thing(7)
+
+        await write(sessions, schema, envelope)
+
+        [row] = (await rows(sessions, schema)).values()
+        assert Envelope.model_validate(row.envelope) == envelope
+        assert (row.id, row.type, row.published_at, row.attempts) == (
+            envelope.id,
+            ThingHappened.event_type,
+            None,
+            0,
+        )
+
+    async def test_rolled_back_with_the_transaction(
+        self, sessions: async_sessionmaker[AsyncSession], schema: Schema
+    ) -> None:
+        with pytest.raises(RuntimeError, match="change refused"):
+            await write_and_roll_back(sessions, schema, thing())
+
+        assert await rows(sessions, schema) == {}
+
+    async def test_captures_the_trace_context(
+        self, sessions: async_sessionmaker[AsyncSession], schema: Schema
+    ) -> None:
+        tracer = TracerProvider().get_tracer("kit-tests")
+        with tracer.start_as_current_span("request") as span:
+            await write(sessions, schema, thing())
+        trace_id = format(span.get_span_context().trace_id, "032x")
+
+        [row] = (await rows(sessions, schema)).values()
+        assert trace_id in row.headers["traceparent"]
+
+    async def test_notifies_at_commit_only(
+        self, database_url: str, sessions: async_sessionmaker[AsyncSession], schema: Schema
+    ) -> None:
+        notifications: asyncio.Queue[str] = asyncio.Queue()
+        listener = await asyncpg.connect(asyncpg_url(database_url))
+        try:
+            await listener.add_listener(
+                f"{schema.name}_outbox", lambda *args: notifications.put_nowait(args[2])
+            )
+            with pytest.raises(RuntimeError, match="change refused"):
+                await write_and_roll_back(sessions, schema, thing())
+            await write(sessions, schema, thing(1), thing(2))
+
+            async with asyncio.timeout(10):
+                channel = await notifications.get()
+        finally:
+            await listener.close()
+        assert channel == f"{schema.name}_outbox"
+        assert notifications.empty()
+
+
+class TestRelay:
+    async def test_publishes_if_and_only_if_committed(
+        self,
+        bus: EventBus,
+        received: Received,
+        relays: Callable[..., Awaitable[OutboxRelay]],
+        sessions: async_sessionmaker[AsyncSession],
+        schema: Schema,
+    ) -> None:
+        await relays(bus)
+        rolled_back, committed = thing(1), thing(2)
+
+        with pytest.raises(RuntimeError, match="change refused"):
+            await write_and_roll_back(sessions, schema, rolled_back)
+        await write(sessions, schema, committed)
+
+        await eventually(lambda: all_published(sessions, schema))
+        await drain(bus, received)
+        assert received.ids == [committed.id]
+        [row] = (await rows(sessions, schema)).values()
+        assert (row.id, row.attempts, row.last_error) == (committed.id, 1, None)
+
+    async def test_trace_continues_to_the_consumer(
+        self,
+        bus: EventBus,
+        received: Received,
+        relays: Callable[..., Awaitable[OutboxRelay]],
+        sessions: async_sessionmaker[AsyncSession],
+        schema: Schema,
+    ) -> None:
+        tracer = TracerProvider().get_tracer("kit-tests")
+        with tracer.start_as_current_span("request") as span:
+            await write(sessions, schema, thing())
+        await relays(bus)
+
+        await drain(bus, received)
+        [delivery] = received.deliveries
+        trace_id = format(span.get_span_context().trace_id, "032x")
+        assert trace_id in delivery.headers["traceparent"]
+
+    async def test_wakes_on_commit(
+        self,
+        bus: EventBus,
+        received: Received,
+        relays: Callable[..., Awaitable[OutboxRelay]],
+        engine: AsyncEngine,
+        sessions: async_sessionmaker[AsyncSession],
+        schema: Schema,
+    ) -> None:
+        await relays(bus, poll_interval=600)
+        await listener_pid(engine, schema)
+        envelope = thing()
+
+        await write(sessions, schema, envelope)
+
+        await eventually(lambda: all_published(sessions, schema), within=10)
+        await drain(bus, received)
+        assert received.ids == [envelope.id]
+
+    async def test_listens_again_after_losing_its_connection(
+        self,
+        bus: EventBus,
+        received: Received,
+        relays: Callable[..., Awaitable[OutboxRelay]],
+        engine: AsyncEngine,
+        sessions: async_sessionmaker[AsyncSession],
+        schema: Schema,
+    ) -> None:
+        await relays(bus, poll_interval=600)
+        first = await listener_pid(engine, schema)
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        await listener_pid(engine, schema, other_than=first)
+        envelope = thing()
+
+        await write(sessions, schema, envelope)
+
+        await eventually(lambda: all_published(sessions, schema), within=10)
+        await drain(bus, received)
+        assert received.ids == [envelope.id]
+
+    async def test_recovers_when_the_bus_fails(
+        self,
+        bus: EventBus,
+        received: Received,
+        relays: Callable[..., Awaitable[OutboxRelay]],
+        sessions: async_sessionmaker[AsyncSession],
+        schema: Schema,
+    ) -> None:
+        broken = BrokenBus(bus)
+        await relays(broken)
+        envelope = thing()
+        await write(sessions, schema, envelope)
+
+        async def retried() -> bool:
+            return (await rows(sessions, schema))[envelope.id].attempts >= 2
+
+        await eventually(retried)
+        row = (await rows(sessions, schema))[envelope.id]
+        assert row.published_at is None
+        assert row.last_error == "broker unavailable"
+
+        broken.broken = False
+
+        await eventually(lambda: all_published(sessions, schema))
+        await drain(bus, received)
+        assert received.ids == [envelope.id]
+
+    async def test_one_failing_event_does_not_hold_up_the_others(
+        self,
+        bus: EventBus,
+        received: Received,
+        relays: Callable[..., Awaitable[OutboxRelay]],
+        sessions: async_sessionmaker[AsyncSession],
+        schema: Schema,
+    ) -> None:
+        broken = BrokenBus(bus)
+        broken.broken = False
+        poison, *others = [thing(n) for n in range(4)]
+        broken.poison.add(poison.id)
+        await relays(broken)
+
+        await write(sessions, schema, poison)
+        await write(sessions, schema, *others)
+
+        async def others_published() -> bool:
+            table = await rows(sessions, schema)
+            return all(table[e.id].published_at is not None for e in others)
+
+        await eventually(others_published)
+        await drain(bus, received)
+        assert sorted(received.ids) == sorted(e.id for e in others)
+        row = (await rows(sessions, schema))[poison.id]
+        assert (row.published_at, row.last_error) == (None, "broker unavailable")
+        assert row.attempts >= 1
+
+    async def test_two_relays_publish_each_event_once(
+        self,
+        bus: EventBus,
+        received: Received,
+        relays: Callable[..., Awaitable[OutboxRelay]],
+        sessions: async_sessionmaker[AsyncSession],
+        schema: Schema,
+    ) -> None:
+        await relays(bus, batch_size=100)
+        await relays(bus, batch_size=100)
+        envelopes = [thing(n) for n in range(2000)]
+
+        for start in range(0, len(envelopes), 200):
+            await write(sessions, schema, *envelopes[start : start + 200])
+
+        await eventually(lambda: all_published(sessions, schema), within=60)
+        await drain(bus, received)
+        assert len(received.deliveries) == 2000
+        assert Counter(received.ids) == Counter({e.id: 1 for e in envelopes})
+        assert {row.attempts for row in (await rows(sessions, schema)).values()} == {1}
+
+
+class TestPurge:
+    async def test_old_published_events_only(
+        self,
+        engine: AsyncEngine,
+        sessions: async_sessionmaker[AsyncSession],
+        schema: Schema,
+    ) -> None:
+        old, recent, pending = thing(1), thing(2), thing(3)
+        await write(sessions, schema, old, recent, pending)
+        table = schema.outbox
+        async with db.transaction(sessions) as session:
+            for envelope, age in ((old, timedelta(days=8)), (recent, timedelta(hours=1))):
+                await session.execute(
+                    update(table)
+                    .where(table.c.id == envelope.id)
+                    .values(published_at=func.now() - age)
+                )
+            await session.execute(
+                update(table)
+                .where(table.c.id == pending.id)
+                .values(created_at=func.now() - timedelta(days=30))
+            )
+        relay = OutboxRelay(engine, table, make_bus("memory", "", ""), retention=timedelta(days=7))
+
+        assert await relay.purge() == 1
+
+        assert set(await rows(sessions, schema)) == {recent.id, pending.id}
+
+
+# --- a relay that dies between the broker's confirmation and its own commit ---------------------
+
+
+class Consumer:
+    """A consuming service: its handler counts an effect, its inbox absorbs duplicates."""
+
+    def __init__(self, schema: Schema, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.schema = schema
+        self.sessions = sessions
+        self.handled: list[Delivery] = []
+        handlers = EventHandlers()
+
+        @handlers.on(ThingHappened)
+        async def record(event: ThingHappened, ctx: HandlerContext) -> None:
+            await ctx.session.execute(insert(schema.effects).values(n=event.n))
+
+        self.subscription = handlers.subscription(
+            queue=f"{schema.name}.consumer",
+            sessions=sessions,
+            inbox=schema.inbox,
+            retry=RetryPolicy(max_attempts=3, initial_delay=0.05),
+        )
+
+    def counted(self) -> Subscription:
+        async def handle(delivery: Delivery) -> None:
+            try:
+                await self.subscription.handler(delivery)
+            finally:
+                self.handled.append(delivery)
+
+        return dataclasses.replace(self.subscription, handler=handle)
+
+    async def effects(self) -> int:
+        async with self.sessions() as session:
+            count = await session.scalar(select(func.count()).select_from(self.schema.effects))
+        return int(count or 0)
+
+
+class TestRelayKilledBetweenPublishAndMark:
+    async def assert_republished_and_absorbed(
+        self,
+        bus: EventBus,
+        consumer: Consumer,
+        relays: Callable[..., Awaitable[OutboxRelay]],
+        sessions: async_sessionmaker[AsyncSession],
+        schema: Schema,
+        envelope: Envelope,
+    ) -> None:
+        async def first_delivery_handled() -> bool:
+            return len(consumer.handled) == 1
+
+        await eventually(first_delivery_handled)
+        assert (await rows(sessions, schema))[envelope.id].published_at is None
+
+        await relays(bus)
+
+        async def duplicate_handled() -> bool:
+            return len(consumer.handled) == 2
+
+        await eventually(duplicate_handled)
+        assert [d.envelope.id for d in consumer.handled] == [envelope.id, envelope.id]
+        assert await consumer.effects() == 1
+        assert (await rows(sessions, schema))[envelope.id].published_at is not None
+
+    async def test_task_cancelled(
+        self,
+        bus: EventBus,
+        engine: AsyncEngine,
+        relays: Callable[..., Awaitable[OutboxRelay]],
+        sessions: async_sessionmaker[AsyncSession],
+        schema: Schema,
+    ) -> None:
+        consumer = Consumer(schema, sessions)
+        await bus.subscribe(consumer.counted())
+        envelope = thing(1)
+        await write(sessions, schema, envelope)
+        relay_task: asyncio.Task[int] | None = None
+
+        class CancelAfterPublish(ForwardingBus):
+            async def publish(
+                self, envelope: Envelope, *, headers: Mapping[str, str] | None = None
+            ) -> None:
+                await super().publish(envelope, headers=headers)
+                assert relay_task is not None
+                relay_task.cancel()
+
+        doomed = OutboxRelay(engine, schema.outbox, CancelAfterPublish(bus))
+        relay_task = asyncio.create_task(doomed.relay_once())
+        with pytest.raises(asyncio.CancelledError):
+            await relay_task
+
+        await self.assert_republished_and_absorbed(
+            bus, consumer, relays, sessions, schema, envelope
+        )
+
+    @pytest.mark.rabbitmq
+    @pytest.mark.parametrize("transport", ["rabbitmq"], indirect=True)
+    async def test_process_killed(
+        self,
+        bus: EventBus,
+        database_url: str,
+        amqp_url: str,
+        unique_name: str,
+        relays: Callable[..., Awaitable[OutboxRelay]],
+        sessions: async_sessionmaker[AsyncSession],
+        schema: Schema,
+    ) -> None:
+        consumer = Consumer(schema, sessions)
+        await bus.subscribe(consumer.counted())
+        envelope = thing(1)
+        await write(sessions, schema, envelope)
+
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(KILL_AFTER_PUBLISH),
+            database_url,
+            schema.name,
+            amqp_url,
+            unique_name,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        async with asyncio.timeout(60):
+            output, _ = await process.communicate()
+        assert process.returncode == -signal.SIGKILL, output.decode()
+
+        await self.assert_republished_and_absorbed(
+            bus, consumer, relays, sessions, schema, envelope
+        )
+
+
+async def listener_pid(
+    engine: AsyncEngine, schema: Schema, *, other_than: int | None = None
+) -> int:
+    """The backend pid of the relay's LISTEN connection, once it is listening."""
+    query = text(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = :name"
+        " AND query LIKE 'LISTEN%' AND pid <> :other"
+    )
+    async with asyncio.timeout(10):
+        while True:
+            async with engine.connect() as connection:
+                pid = await connection.scalar(
+                    query, {"name": f"{schema.name}.outbox_listener", "other": other_than or 0}
+                )
+            if pid is not None:
+                return int(pid)
+            await asyncio.sleep(0.02)
