@@ -1,7 +1,8 @@
 """The committed event schemas match the models, and no change to a released version breaks it.
 
-The base the schemas are compared with is ``HEAD`` unless ``NOVITRAC_CONTRACTS_BASE_REF`` names
-another commit (a CI job on a branch can set it to the target branch).
+The models are compared with every version of the schemas ever committed (so a breaking change is
+caught on main, after it landed, as well as before a commit) and with ``HEAD`` or the commit
+``NOVITRAC_CONTRACTS_BASE_REF`` names (a CI job on a branch can set it to the target branch).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from novitrac_contracts.schemas import current_schemas, render, stale_schemas, w
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = "libs/contracts/schemas"
 BASE_REF = os.environ.get("NOVITRAC_CONTRACTS_BASE_REF", "HEAD")
+# Event types deliberately retired after every consumer moved to a newer version.
+RETIRED: frozenset[str] = frozenset()
 
 
 def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -46,6 +49,33 @@ def committed_schemas(repo: Path, ref: str, path: str) -> dict[str, Any] | None:
             shown.check_returncode()
             schemas[name.removesuffix(".json")] = json.loads(shown.stdout)
     return schemas
+
+
+def historical_schemas(repo: Path, path: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every distinct version of every schema ever committed under ``path``, as (commit, schemas).
+
+    Commits are grouped so each distinct set of files is read once; empty without git history.
+    """
+    try:
+        commits = _git(repo, "rev-list", "HEAD", "--", path)
+    except FileNotFoundError:
+        return []
+    if commits.returncode != 0:
+        return []
+    versions: dict[tuple[str, str], tuple[str, Any]] = {}
+    for commit in commits.stdout.split():
+        listing = _git(repo, "ls-tree", f"{commit}:{path}")
+        for line in listing.stdout.splitlines():
+            meta, _, name = line.partition("\t")
+            blob = meta.split()[2]
+            if name.endswith(".json") and (name, blob) not in versions:
+                shown = _git(repo, "cat-file", "blob", blob)
+                shown.check_returncode()
+                versions[(name, blob)] = (commit, json.loads(shown.stdout))
+    grouped: dict[str, dict[str, Any]] = {}
+    for (name, _), (commit, schema) in versions.items():
+        grouped.setdefault(commit, {})[name.removesuffix(".json")] = schema
+    return list(grouped.items())
 
 
 def explain(found: dict[str, list[BreakingChange]]) -> str:
@@ -81,6 +111,24 @@ def test_no_breaking_change_since_the_base_commit() -> None:
     assert not found, (
         f"event contracts changed incompatibly since {BASE_REF}; within a version only optional "
         f"properties may be added. Publish a new version instead:\n{explain(found)}"
+    )
+
+
+def test_no_breaking_change_against_any_committed_version() -> None:
+    history = historical_schemas(ROOT, SCHEMA_PATH)
+    if not history:
+        pytest.skip("no git history of the schemas to compare with")
+    current = current_schemas()
+
+    found: dict[str, list[BreakingChange]] = {}
+    for _, old in history:
+        old = {name: schema for name, schema in old.items() if name not in RETIRED}
+        for name, changes in find_catalogue_breaking_changes(old, current).items():
+            found.setdefault(name, []).extend(c for c in changes if c not in found.get(name, []))
+
+    assert not found, (
+        "event contracts changed incompatibly since a committed version; within a version only "
+        f"optional properties may be added. Publish a new version instead:\n{explain(found)}"
     )
 
 
@@ -139,6 +187,29 @@ class TestAgainstAGitHistory:
         self.commit(repo)
 
         assert committed_schemas(repo, "HEAD", SCHEMA_PATH) == {}
+
+    def test_a_change_committed_long_ago_is_still_found(self, repo: Path) -> None:
+        schemas = current_schemas()
+        schemas["telephony.call.ended.v1"]["properties"]["price"] = {"type": "integer"}
+        (repo / SCHEMA_PATH).mkdir(parents=True)
+        for name, schema in schemas.items():
+            (repo / SCHEMA_PATH / f"{name}.json").write_text(render(schema))
+        self.commit(repo)
+        write_schemas(repo / SCHEMA_PATH)  # the breaking change lands...
+        self.commit(repo)
+        (repo / "README").write_text("later work\n")  # ...and later commits pile on top
+        self.commit(repo)
+
+        history = historical_schemas(repo, SCHEMA_PATH)
+        found = [
+            str(change)
+            for _, old in history
+            for changes in find_catalogue_breaking_changes(old, current_schemas()).values()
+            for change in changes
+        ]
+
+        assert len(history) == 2
+        assert found == ["price: property removed"]
 
     def test_no_commit_yet(self, repo: Path) -> None:
         assert committed_schemas(repo, "HEAD", SCHEMA_PATH) is None
