@@ -69,7 +69,9 @@ class TestLoadSettings:
         assert "NOVITRAC_AMQP_URL" not in message
         assert len(raised.value.problems) == 2
 
-    def test_service_prefix_applies_to_own_fields_only(self, complete_env: pytest.MonkeyPatch) -> None:
+    def test_service_prefix_applies_to_own_fields_only(
+        self, complete_env: pytest.MonkeyPatch
+    ) -> None:
         complete_env.setenv("BILLING_MAX_CONCURRENT_CALLS", "12")
         complete_env.setenv("NOVITRAC_MAX_CONCURRENT_CALLS", "99")
         complete_env.setenv("BILLING_DATABASE_URL", "postgresql://elsewhere/db")

@@ -4,17 +4,20 @@ import asyncio
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 
-import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from novitrac_kit.health import health_router
 
 
-def client(checks: Mapping[str, Callable[[], Awaitable[bool]]]) -> httpx.AsyncClient:
+def client(
+    checks: Mapping[str, Callable[[], Awaitable[bool]]], *, timeout: float = 0.2
+) -> httpx.AsyncClient:
     app = FastAPI()
-    app.include_router(health_router(checks, timeout=0.2))
+    app.include_router(health_router(checks, timeout=timeout))
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app")
 
 
@@ -37,11 +40,12 @@ async def raising() -> bool:
 
 def postgres_check(url: str) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
-        connection = await asyncpg.connect(url, timeout=2)
+        engine = create_async_engine(url, connect_args={"timeout": 2})
         try:
-            return bool(await connection.fetchval("SELECT 1") == 1)
+            async with engine.connect() as connection:
+                return bool(await connection.scalar(text("SELECT 1")) == 1)
         finally:
-            await connection.close()
+            await engine.dispose()
 
     return check
 
@@ -103,14 +107,14 @@ class TestReadyz:
         assert "ConnectionError" not in response.text
 
     @pytest.mark.postgres
-    async def test_real_database(self, server_database_url: str) -> None:
-        unreachable = f"postgresql://postgres@127.0.0.1:{closed_port()}/test"
-        reachable_only = {"database": postgres_check(server_database_url)}
+    async def test_real_database(self, database_url: str) -> None:
+        unreachable = f"postgresql+asyncpg://postgres@127.0.0.1:{closed_port()}/test"
+        reachable_only = {"database": postgres_check(database_url)}
         both = {**reachable_only, "replica": postgres_check(unreachable)}
 
-        async with client(reachable_only) as http:
+        async with client(reachable_only, timeout=10) as http:
             up = await http.get("/readyz")
-        async with client(both) as http:
+        async with client(both, timeout=10) as http:
             down = await http.get("/readyz")
 
         assert up.status_code == 200

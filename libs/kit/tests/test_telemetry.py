@@ -4,15 +4,21 @@ import asyncio
 import json
 import logging
 import socket
+import subprocess
+import sys
+import textwrap
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
+from asgi_lifespan import LifespanManager
 from fastapi import APIRouter, FastAPI
-from opentelemetry import baggage, trace
+from opentelemetry import baggage, context, trace
 from opentelemetry.propagate import inject
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -84,7 +90,7 @@ async def serving(app: FastAPI) -> AsyncIterator[str]:
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        while not server.started:
+        while not server.started:  # noqa: ASYNC110 - uvicorn offers no start event
             await asyncio.sleep(0.01)
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -190,12 +196,52 @@ class TestConfigureTracing:
         assert [span.name for span in first.get_finished_spans()] == ["work"]
         assert [span.name for span in second.get_finished_spans()] == ["work"]
 
+    def test_exports_to_an_otlp_collector(self) -> None:
+        # In a child process: the exporter added to this process's provider would outlive the
+        # test's collector.
+        received: list[tuple[str, str, bytes]] = []
+
+        class Collector(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append((self.path, self.headers["Content-Type"], body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        script = textwrap.dedent(
+            """
+            import sys
+            from opentelemetry import trace
+            from novitrac_kit.telemetry import configure_tracing
+
+            provider = configure_tracing("billing", otlp_endpoint=sys.argv[1], sample_ratio=1.0)
+            with trace.get_tracer("test").start_as_current_span("billing.call.charged"):
+                pass
+            provider.shutdown()
+            """
+        )
+        with ThreadingHTTPServer(("127.0.0.1", 0), Collector) as collector:
+            thread = threading.Thread(target=collector.serve_forever, args=(0.05,), daemon=True)
+            thread.start()
+            endpoint = f"http://127.0.0.1:{collector.server_address[1]}"
+            try:
+                subprocess.run([sys.executable, "-c", script, endpoint], check=True, timeout=60)
+            finally:
+                collector.shutdown()
+
+        ((path, content_type, body),) = received
+        assert path == "/v1/traces"
+        assert content_type == "application/x-protobuf"
+        assert b"billing.call.charged" in body
+        assert b"billing" in body.replace(b"billing.call.charged", b"")
+
     def test_propagates_tracecontext_and_baggage(self, spans: InMemorySpanExporter) -> None:
         carrier: dict[str, str] = {}
 
         with trace.get_tracer("novitrac_test").start_as_current_span("publish"):
-            from opentelemetry import context
-
             token = context.attach(baggage.set_baggage("org_id", "org-1"))
             try:
                 inject(carrier)
@@ -206,9 +252,9 @@ class TestConfigureTracing:
         assert carrier["baggage"] == "org_id=org-1"
 
     def test_spans_in_service_scope_name_the_service(self, spans: InMemorySpanExporter) -> None:
-        with service_scope("billing"):
-            with trace.get_tracer("novitrac_test").start_as_current_span("consume"):
-                pass
+        tracer = trace.get_tracer("novitrac_test")
+        with service_scope("billing"), tracer.start_as_current_span("consume"):
+            pass
 
         (span,) = spans.get_finished_spans()
         assert span.attributes is not None
@@ -261,9 +307,7 @@ class TestInstrumentApp:
             ("beta", "2"),
         ]
 
-    async def test_instrumenting_twice_records_one_span(
-        self, spans: InMemorySpanExporter
-    ) -> None:
+    async def test_instrumenting_twice_records_one_span(self, spans: InMemorySpanExporter) -> None:
         app = traced_app("alpha")
         instrument_app(app, service="alpha")
 
@@ -271,6 +315,33 @@ class TestInstrumentApp:
             await http.get("/v1/items/1")
 
         assert len(server_spans(spans)) == 1
+
+    async def test_lifespan_and_its_tasks_run_under_the_service(
+        self, capsys: pytest.CaptureFixture[str], root_logging: None
+    ) -> None:
+        configure_logging("dev", level="INFO", fmt="json")
+
+        async def relay() -> None:
+            logger.info("test.relay.tick")
+
+        @asynccontextmanager
+        async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+            logger.info("test.started")
+            task = asyncio.create_task(relay())
+            yield
+            await task
+
+        app = FastAPI(lifespan=lifespan)
+        instrument_app(app, service="billing")
+
+        async with LifespanManager(app):
+            pass
+
+        lines = log_lines(capsys.readouterr().out)
+        assert {line["event"]: line["service"] for line in lines} == {
+            "test.started": "billing",
+            "test.relay.tick": "billing",
+        }
 
     async def test_probes_are_not_traced(self, spans: InMemorySpanExporter) -> None:
         app = traced_app("alpha")
@@ -292,9 +363,9 @@ class TestInstrumentHttpx:
         callee = traced_app("beta")
 
         async with serving(callee) as url, httpx.AsyncClient() as http:
-            with service_scope("alpha"):
-                with trace.get_tracer("novitrac_test").start_as_current_span("caller") as caller:
-                    response = await http.get(f"{url}/v1/items/7")
+            tracer = trace.get_tracer("novitrac_test")
+            with service_scope("alpha"), tracer.start_as_current_span("caller") as caller:
+                response = await http.get(f"{url}/v1/items/7")
 
         assert response.json()["trace_id"] == f"{caller.get_span_context().trace_id:032x}"
         (client_span,) = [s for s in spans.get_finished_spans() if s.kind is SpanKind.CLIENT]

@@ -3,6 +3,7 @@ import base64
 import hashlib
 import hmac
 import json
+import ssl
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,7 @@ ORG = uuid.UUID("0b4f3f0e-6a55-4e0c-9d43-2f4a3c2b1a01")
 USER = uuid.UUID("5d1c9a7e-2b3f-4c8d-8e6a-7f9b0c1d2e03")
 CACHE_TTL = 300.0
 REFETCH_INTERVAL = 10.0
+TLS = ssl.create_default_context()
 
 
 class Clock:
@@ -60,15 +62,17 @@ def clock() -> Clock:
 async def verifier(
     jwks: JwksServer, issuer: TokenIssuer, clock: Clock
 ) -> AsyncIterator[JwksVerifier]:
-    async with JwksVerifier(
-        jwks.url,
-        issuer=issuer.issuer,
-        audience=issuer.audience,
-        cache_ttl=CACHE_TTL,
-        refetch_interval=REFETCH_INTERVAL,
-        clock=clock,
-    ) as verifier:
-        yield verifier
+    # One TLS context for the module: building one per client dominates these tests' time.
+    async with httpx.AsyncClient(verify=TLS) as http:
+        yield JwksVerifier(
+            jwks.url,
+            issuer=issuer.issuer,
+            audience=issuer.audience,
+            cache_ttl=CACHE_TTL,
+            refetch_interval=REFETCH_INTERVAL,
+            http=http,
+            clock=clock,
+        )
 
 
 def b64(data: bytes) -> str:
@@ -196,7 +200,9 @@ class TestVerify:
         relabelled = json.loads(base64.urlsafe_b64decode(header + "=="))
         relabelled["kid"] = eddsa_kid
 
-        reason = await rejection(verifier, f"{b64(json.dumps(relabelled).encode())}.{payload}.{signature}")
+        reason = await rejection(
+            verifier, f"{b64(json.dumps(relabelled).encode())}.{payload}.{signature}"
+        )
 
         assert reason == "signing algorithm does not match the key"
 

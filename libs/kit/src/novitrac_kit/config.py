@@ -29,7 +29,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_AUTH_JWKS_URL = "http://127.0.0.1:8002/.well-known/jwks.json"
+DEFAULT_AUTH_JWKS_URL = "http://127.0.0.1:8001/.well-known/jwks.json"
 DEFAULT_JWT_ISSUER = "novitrac-auth"
 DEFAULT_JWT_AUDIENCE = "novitrac"
 

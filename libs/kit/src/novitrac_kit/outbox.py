@@ -10,6 +10,7 @@ again); consumers absorb the duplicates with the inbox.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from contextlib import suppress
 from datetime import timedelta
@@ -24,6 +25,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Select,
     Table,
     Text,
     Uuid,
@@ -113,18 +115,33 @@ async def add(session: AsyncSession, table: Table, envelope: Envelope) -> None:
     """
     headers: dict[str, str] = {}
     propagate.inject(headers)
+    await session.execute(
+        _add_statement(table),
+        {
+            "event_id": envelope.id,
+            "event_type": envelope.type,
+            "event_envelope": envelope.model_dump(mode="json"),
+            "event_headers": headers,
+        },
+    )
+
+
+@functools.cache
+def _add_statement(table: Table) -> Select[tuple[Any]]:
+    # Insert and notify in one round trip; built once per table, as building it costs as much as
+    # running it.
     written = (
         insert(table)
         .values(
-            id=envelope.id,
-            type=envelope.type,
-            envelope=envelope.model_dump(mode="json"),
-            headers=headers,
+            id=bindparam("event_id"),
+            type=bindparam("event_type"),
+            envelope=bindparam("event_envelope"),
+            headers=bindparam("event_headers"),
         )
         .returning(table.c.id)
         .cte("written")
     )
-    await session.execute(select(func.pg_notify(outbox_channel(table), "")).select_from(written))
+    return select(func.pg_notify(outbox_channel(table), "")).select_from(written)
 
 
 class OutboxRelay:

@@ -22,7 +22,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Annotated, Any, Literal, cast, get_args
 from uuid import UUID
 
@@ -77,7 +78,7 @@ class Identity:
     user_id: UUID | None
     role: Role | None
     scope: Scope
-    claims: Mapping[str, Any]
+    claims: Mapping[str, Any] = field(compare=False, hash=False)
 
     @property
     def can_write(self) -> bool:
@@ -127,7 +128,6 @@ class JwksVerifier:
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at: float | None = None
         self._attempted_at: float | None = None
-        self._attempts = 0
         self._lock = asyncio.Lock()
 
     async def __aenter__(self) -> JwksVerifier:
@@ -193,45 +193,43 @@ class JwksVerifier:
         Raises:
             KeysUnavailable: the fetch failed and no keys are cached.
         """
-        await self._fetch(seen_attempts=self._attempts)
+        async with self._lock:
+            await self._fetch()
 
     async def _key(self, kid: str) -> jwt.PyJWK | None:
+        # Callers arriving while a fetch is under way wait for it rather than fetch again.
+        if self._lock.locked() or self._needs_fetch(kid):
+            async with self._lock:
+                if self._needs_fetch(kid):
+                    await self._fetch()
+        if not self._keys:
+            raise KeysUnavailable(f"no signing keys could be fetched from {self.jwks_url}")
+        return self._keys.get(kid)
+
+    def _needs_fetch(self, kid: str) -> bool:
         now = self._clock()
-        if self._fetched_at is None or now - self._fetched_at >= self.cache_ttl:
-            if self._may_fetch(now):
-                await self._fetch(seen_attempts=self._attempts)
-            elif not self._keys:
-                raise KeysUnavailable(f"no signing keys could be fetched from {self.jwks_url}")
-        key = self._keys.get(kid)
-        if key is None and self._may_fetch(now):
-            await self._fetch(seen_attempts=self._attempts)
-            key = self._keys.get(kid)
-        return key
+        if self._attempted_at is not None and now - self._attempted_at < self.refetch_interval:
+            return False
+        stale = self._fetched_at is None or now - self._fetched_at >= self.cache_ttl
+        return stale or kid not in self._keys
 
-    def _may_fetch(self, now: float) -> bool:
-        return self._attempted_at is None or now - self._attempted_at >= self.refetch_interval
-
-    async def _fetch(self, *, seen_attempts: int) -> None:
-        async with self._lock:
-            if self._attempts != seen_attempts:
-                return  # fetched by a concurrent caller while this one waited
-            self._attempts += 1
-            self._attempted_at = self._clock()
-            try:
-                keys = await self._download()
-            except (httpx.HTTPError, ValueError) as error:
-                logger.warning(
-                    "auth.jwks.fetch_failed",
-                    extra={"url": self.jwks_url, "error": f"{type(error).__name__}: {error}"},
-                )
-                if not self._keys:
-                    raise KeysUnavailable(
-                        f"no signing keys could be fetched from {self.jwks_url}"
-                    ) from error
-                return
-            self._keys = keys
-            self._fetched_at = self._attempted_at
-            logger.debug("auth.jwks.fetched", extra={"url": self.jwks_url, "kids": sorted(keys)})
+    async def _fetch(self) -> None:
+        self._attempted_at = self._clock()
+        try:
+            keys = await self._download()
+        except (httpx.HTTPError, ValueError) as error:
+            logger.warning(
+                "auth.jwks.fetch_failed",
+                extra={"url": self.jwks_url, "error": f"{type(error).__name__}: {error}"},
+            )
+            if not self._keys:
+                raise KeysUnavailable(
+                    f"no signing keys could be fetched from {self.jwks_url}"
+                ) from error
+            return
+        self._keys = keys
+        self._fetched_at = self._attempted_at
+        logger.debug("auth.jwks.fetched", extra={"url": self.jwks_url, "kids": sorted(keys)})
 
     async def _download(self) -> dict[str, jwt.PyJWK]:
         response = await self._http.get(self.jwks_url, headers={"Accept": "application/json"})
@@ -302,7 +300,7 @@ def _identity(claims: dict[str, Any]) -> Identity:
         user_id=_uuid(claims, "user_id", required=False),
         role=role,
         scope=cast(Scope, scope),
-        claims=claims,
+        claims=MappingProxyType(claims),
     )
 
 

@@ -66,7 +66,7 @@ class Buses:
         if self.kind == "memory":
             self.broker.publish(routing_key, body)
             return
-        async with self._channel(publisher_confirms=True) as channel:
+        async with self.channel(publisher_confirms=True) as channel:
             exchange = await channel.get_exchange(self.exchanges["exchange"])
             await exchange.publish(aio_pika.Message(body), routing_key)
 
@@ -74,7 +74,7 @@ class Buses:
         """Messages waiting in ``queue``, as the broker counts them right now."""
         if self.kind == "memory":
             return self.broker.depth(queue)
-        async with self._channel() as channel:
+        async with self.channel() as channel:
             declared = await channel.declare_queue(queue, passive=True)
             count = declared.declaration_result.message_count
             assert count is not None
@@ -84,7 +84,7 @@ class Buses:
         for bus in self._buses:
             await bus.close()
         if self.kind == "rabbitmq":
-            async with self._channel() as channel:
+            async with self.channel() as channel:
                 for queue in self._queues:
                     await channel.queue_delete(queue, if_unused=False, if_empty=False)
                     await channel.queue_delete(
@@ -94,9 +94,10 @@ class Buses:
                     await channel.exchange_delete(exchange)
 
     @contextlib.asynccontextmanager
-    async def _channel(
+    async def channel(
         self, *, publisher_confirms: bool = False
     ) -> AsyncIterator[aio_pika.abc.AbstractChannel]:
+        """A channel on a connection of its own to the test's RabbitMQ."""
         assert self.amqp_url is not None
         connection = await aio_pika.connect(self.amqp_url)
         try:
@@ -125,18 +126,17 @@ def eventually() -> Callable[..., Awaitable[None]]:
     """Wait until a condition holds, failing after a generous deadline (never a fixed sleep)."""
 
     async def wait(
-        condition: Callable[[], bool | Awaitable[bool]], *, timeout: float = 20.0, what: str = ""
+        condition: Callable[[], bool | Awaitable[bool]], *, within: float = 20.0, what: str = ""
     ) -> None:
-        async def holds() -> bool:
-            result = condition()
-            return await result if isinstance(result, Awaitable) else result
-
         try:
-            async with asyncio.timeout(timeout):
-                while not await holds():
+            async with asyncio.timeout(within):
+                while True:
+                    result = condition()
+                    if await result if isinstance(result, Awaitable) else result:
+                        return
                     await asyncio.sleep(0.01)
         except TimeoutError:
-            pytest.fail(f"still not true after {timeout}s: {what or condition}")
+            pytest.fail(f"still not true after {within}s: {what or condition}")
 
     return wait
 

@@ -13,7 +13,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.trace import SpanKind
 
@@ -58,11 +58,10 @@ class TestRouting:
     async def test_a_queue_gets_only_what_it_is_bound_to(self, buses, bus, eventually) -> None:
         calls, billing = Recorder(), Recorder()
         done = "tests.run.finished.v1"
-        for recorder, patterns in [
-            (calls, ["telephony.call.*.v1", done]),
-            (billing, ["billing.#", done]),
-        ]:
-            await bus.subscribe(Subscription(buses.queue(str(id(recorder))), patterns, recorder, 1))
+        await bus.subscribe(
+            Subscription(buses.queue("telephony"), ["telephony.call.*.v1", done], calls, 1)
+        )
+        await bus.subscribe(Subscription(buses.queue("billing"), ["billing.#", done], billing, 1))
 
         for type_ in [
             "telephony.call.ended.v1",
@@ -107,7 +106,8 @@ class TestDelivery:
         await asyncio.gather(*(bus.publish(envelope) for envelope in published))
 
         await eventually(lambda: {e.id for e in published} <= set(recorder.ids))
-        assert {d.envelope for d in recorder.deliveries} == set(published)
+        by_id = {delivery.envelope.id: delivery.envelope for delivery in recorder.deliveries}
+        assert [by_id[envelope.id] for envelope in published] == published
 
     async def test_a_declared_queue_keeps_events_until_consumed(
         self, buses, bus, eventually
@@ -127,13 +127,13 @@ class TestDelivery:
         billing, notifications = Recorder(), Recorder()
         await bus.subscribe(Subscription(buses.queue("billing"), ["telephony.#"], billing))
         await bus.subscribe(Subscription(buses.queue("notes"), ["telephony.#"], notifications))
-        published = {event(call=n).id: None for n in range(20)}
+        published = [event(call=n) for n in range(20)]
 
-        for envelope_id in published:
-            await bus.publish(event(call=1).model_copy(update={"id": envelope_id}))
+        for envelope in published:
+            await bus.publish(envelope)
 
         await eventually(lambda: len(billing.ids) == len(notifications.ids) == 20)
-        assert set(billing.ids) == set(notifications.ids) == set(published)
+        assert set(billing.ids) == set(notifications.ids) == {e.id for e in published}
 
     async def test_consumers_of_one_queue_share_its_events(self, buses, eventually) -> None:
         queue = buses.queue("billing")
@@ -227,7 +227,11 @@ class TestPublish:
             assert await buses.depth(queue) == n + 1
 
     async def test_publishing_on_a_closed_bus_fails(self, bus) -> None:
+        assert await bus.is_ready()
+
         await bus.close()
+
+        assert not await bus.is_ready()
 
         with pytest.raises(PublishFailed):
             await bus.publish(event())
@@ -269,26 +273,29 @@ class TestRetry:
         assert seen == [(envelope.id, 1), (envelope.id, 2)]
         assert await bus.dead_letters(queue) == []
 
-    async def test_a_waiting_retry_does_not_hold_up_other_events(
+    async def test_a_waiting_retry_holds_up_neither_new_events_nor_shorter_retries(
         self, buses, bus, eventually
     ) -> None:
-        failing, healthy = event(call=1), event(call=2)
+        stubborn, flaky = event(call=1), event(call=2)
         seen: list[tuple[UUID, int]] = []
 
         async def handle(delivery: Delivery) -> None:
             seen.append((delivery.envelope.id, delivery.attempt))
-            if delivery.envelope.id == failing.id:
+            if delivery.envelope.id == stubborn.id or delivery.attempt == 1:
                 raise RuntimeError("not yet")
 
-        slow_retry = RetryPolicy(max_attempts=2, initial_delay=300)
+        # Second delivery after 50 ms, third after a minute.
+        policy = RetryPolicy(max_attempts=3, initial_delay=0.05, multiplier=1200)
         await bus.subscribe(
-            Subscription(buses.queue("billing"), ["telephony.#"], handle, 1, slow_retry)
+            Subscription(buses.queue("billing"), ["telephony.#"], handle, 1, policy)
         )
-        await bus.publish(failing)
-        await bus.publish(healthy)
+        await bus.publish(stubborn)
+        await eventually(lambda: (stubborn.id, 2) in seen)
 
-        await eventually(lambda: (healthy.id, 1) in seen)
-        assert seen == [(failing.id, 1), (healthy.id, 1)]
+        await bus.publish(flaky)
+
+        await eventually(lambda: (flaky.id, 2) in seen)
+        assert seen == [(stubborn.id, 1), (stubborn.id, 2), (flaky.id, 1), (flaky.id, 2)]
 
     async def test_dead_lettered_after_the_last_attempt(self, buses, bus, eventually) -> None:
         queue, attempts = buses.queue("billing"), []
@@ -301,15 +308,8 @@ class TestRetry:
         envelope = event(call=42)
         await bus.publish(envelope)
 
-        letters = []
-
-        async def dead_lettered() -> bool:
-            letters.extend(await bus.dead_letters(queue))
-            return bool(letters)
-
-        await eventually(dead_lettered)
+        [letter] = await _dead_letters(bus, queue, eventually)
         assert attempts == [1, 2, 3]
-        [letter] = letters
         assert letter.envelope == envelope
         assert letter.reason == "RuntimeError: cannot charge call 42"
         assert letter.attempts == 3
@@ -378,6 +378,9 @@ class TestRetry:
         assert "Envelope" in letter.reason
         assert letter.attempts == 1
         assert letter.routing_key == "telephony.call.ended.v1"
+
+    async def test_a_queue_without_dead_letters_has_none(self, buses, bus) -> None:
+        assert await bus.dead_letters(buses.queue("billing")) == []
 
 
 class TestConsumerLoss:
@@ -494,7 +497,6 @@ class TestTracing:
         assert response.status_code == 200
 
         await eventually(lambda: len(seen_by_handler) == 1)
-        finished = {span.name: span for span in spans.get_finished_spans()}
         await eventually(lambda: f"{envelope.type} process" in _names(spans))
         finished = {span.name: span for span in spans.get_finished_spans()}
         request = finished["POST /v1/calls"]
@@ -503,8 +505,10 @@ class TestTracing:
         assert request.kind is SpanKind.SERVER
         assert publish.kind is SpanKind.PRODUCER
         assert process.kind is SpanKind.CONSUMER
-        assert publish.parent is not None and publish.parent.span_id == request.context.span_id
-        assert process.parent is not None and process.parent.span_id == publish.context.span_id
+        assert publish.parent is not None
+        assert publish.parent.span_id == request.context.span_id
+        assert process.parent is not None
+        assert process.parent.span_id == publish.context.span_id
         assert process.context.trace_id == request.context.trace_id
         assert seen_by_handler[0].span_id == process.context.span_id
         assert process.attributes is not None
@@ -516,8 +520,6 @@ class TestTracing:
         # An outbox row remembers the trace of the request that wrote it; the relay runs later.
         carrier: dict[str, str] = {}
         with trace.get_tracer("tests").start_as_current_span("POST /v1/calls") as request:
-            from opentelemetry import propagate
-
             propagate.inject(carrier)
         handler_trace: list[int] = []
 

@@ -23,8 +23,10 @@ import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import cast
 
 import aio_pika
+import aiormq
 from aio_pika import DeliveryMode, ExchangeType, Message
 from aio_pika.abc import (
     AbstractChannel,
@@ -33,7 +35,8 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
-from aiormq.spec import Basic
+from pamqp.commands import Basic
+from pamqp.common import FieldTable
 
 from novitrac_contracts.envelope import Envelope
 from novitrac_kit.bus.amqp import (
@@ -66,6 +69,8 @@ from novitrac_kit.bus.rabbitmq_consumer import RabbitConsumer
 from novitrac_kit.bus.tracing import publish_span
 
 log = logging.getLogger(__name__)
+
+PERSISTENT = int(DeliveryMode.PERSISTENT)
 
 LIVE_PUBLISH_TIMEOUT = 0.1
 """Seconds a live signal may wait for the socket before it is dropped; a write normally takes µs."""
@@ -111,7 +116,6 @@ class RabbitBus(EventBus):
         self._admin: AbstractChannel | None = None
         self._live_channel: AbstractChannel | None = None
         self._events: AbstractExchange | None = None
-        self._dead_letters: AbstractExchange | None = None
         self._live: AbstractExchange | None = None
         self._consumers: list[RabbitConsumer] = []
         self._inboxes: list[LiveInbox] = []
@@ -123,18 +127,9 @@ class RabbitBus(EventBus):
         return sum(inbox.dropped for inbox in self._inboxes)
 
     @property
-    def default_exchange(self) -> AbstractExchange:
-        """The default exchange on the confirming publisher channel."""
-        if self._publisher is None:
-            raise PublishFailed("the bus is not started")
-        return self._publisher.default_exchange
-
-    @property
-    def dead_letter_exchange(self) -> AbstractExchange:
-        """The dead-letter exchange on the confirming publisher channel."""
-        if self._dead_letters is None:
-            raise PublishFailed("the bus is not started")
-        return self._dead_letters
+    def dead_letter_exchange(self) -> str:
+        """The name of the exchange failed messages are sent to."""
+        return self._dead_letter_exchange_name
 
     async def start(self) -> None:
         """Connect, open the channels and declare the exchanges."""
@@ -147,7 +142,7 @@ class RabbitBus(EventBus):
         self._events = await self._publisher.declare_exchange(
             self.exchange, ExchangeType.TOPIC, durable=True
         )
-        self._dead_letters = await self._publisher.declare_exchange(
+        await self._publisher.declare_exchange(
             self._dead_letter_exchange_name, ExchangeType.DIRECT, durable=True
         )
         self._admin = await connection.channel(publisher_confirms=False)
@@ -178,7 +173,7 @@ class RabbitBus(EventBus):
         if self._connection is not None:
             await self._connection.close()
         self._connection = self._publisher = self._admin = self._live_channel = None
-        self._events = self._dead_letters = self._live = None
+        self._events = self._live = None
 
     async def publish(
         self, envelope: Envelope, *, headers: Mapping[str, str] | None = None
@@ -191,44 +186,61 @@ class RabbitBus(EventBus):
         if self._closing or self._events is None:
             raise PublishFailed("the bus is closed")
         with publish_span(envelope, headers, system=SYSTEM, destination=self.exchange) as carrier:
-            message = Message(
-                envelope.to_json(),
-                headers=dict(carrier),
+            amqp_headers: FieldTable = dict(carrier)
+            properties = Basic.Properties(
                 content_type=JSON,
-                delivery_mode=DeliveryMode.PERSISTENT,
+                delivery_mode=PERSISTENT,
+                headers=amqp_headers,
                 correlation_id=envelope.correlation_id,
                 message_id=str(envelope.id),
                 timestamp=datetime.now(UTC),
-                type=envelope.type,
+                message_type=envelope.type,
                 app_id=envelope.producer,
             )
-            await self.publish_confirmed(self._events, message, envelope.type)
+            await self.publish_confirmed(
+                self.exchange, envelope.type, envelope.to_json(), properties
+            )
 
     async def publish_confirmed(
         self,
-        exchange: AbstractExchange,
-        message: Message,
+        exchange: str,
         routing_key: str,
+        body: bytes,
+        properties: Basic.Properties,
         *,
         mandatory: bool = False,
     ) -> None:
         """Publish on the confirming channel; raise :class:`PublishFailed` unless acked.
 
+        Publishers on the channel do not wait for their frames to reach the socket, only for the
+        broker's confirmation, so concurrent publishes pipeline on one channel.
+
         Args:
-            exchange: an exchange of the publisher channel.
-            message: the message.
-            routing_key: its routing key.
+            exchange: the exchange's name (``""`` for the default exchange).
+            routing_key: the routing key.
+            body: the message body.
+            properties: its AMQP properties.
             mandatory: treat a message the broker cannot route as a failure.
         """
+        if self._closing or self._publisher is None:
+            raise PublishFailed("the bus is closed")
         try:
             async with asyncio.timeout(self._publish_timeout):
-                result = await exchange.publish(message, routing_key, mandatory=mandatory)
+                channel = cast(aiormq.Channel, await self._publisher.get_underlay_channel())
+                result = await channel.basic_publish(
+                    body,
+                    exchange=exchange,
+                    routing_key=routing_key,
+                    properties=properties,
+                    mandatory=mandatory,
+                    wait=False,
+                )
         except Exception as error:
             raise PublishFailed(
-                f"{routing_key!r} on {exchange.name!r} not confirmed: {failure_reason(error)}"
+                f"{routing_key!r} on {exchange!r} not confirmed: {failure_reason(error)}"
             ) from error
         if not isinstance(result, Basic.Ack):
-            raise PublishFailed(f"{routing_key!r} on {exchange.name!r} could not be routed")
+            raise PublishFailed(f"{routing_key!r} on {exchange!r} could not be routed")
 
     async def declare(self, queue: str, patterns: Sequence[str]) -> None:
         """Declare a consuming queue, its bindings and its dead-letter queue, without consuming.

@@ -14,8 +14,9 @@ from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from aio_pika import DeliveryMode, Message
+from aio_pika import DeliveryMode
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, HeadersType
+from pamqp.commands import Basic
 
 from novitrac_contracts.envelope import Envelope
 from novitrac_kit.bus.amqp import (
@@ -80,9 +81,14 @@ class RabbitConsumer:
             await self._channel.close()
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        task = asyncio.get_running_loop().create_task(self._handle(message))
+        # aio-pika runs each delivery's callback in a task of its own: track it for close().
+        task = asyncio.current_task()
+        assert task is not None
         self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        try:
+            await self._handle(message)
+        finally:
+            self.tasks.discard(task)
 
     async def _handle(self, message: AbstractIncomingMessage) -> None:
         policy = self._subscription.retry
@@ -149,7 +155,7 @@ class RabbitConsumer:
             else:
                 target = queue
             await self._bus.publish_confirmed(
-                self._bus.default_exchange, _copy(message, headers), target, mandatory=True
+                "", target, message.body, _properties(message, headers), mandatory=True
             )
         except Exception:
             log.exception("bus.delivery.retry_failed", extra={"queue": queue})
@@ -176,7 +182,11 @@ class RabbitConsumer:
         headers[ATTEMPTS_HEADER] = attempts
         try:
             await self._bus.publish_confirmed(
-                self._bus.dead_letter_exchange, _copy(message, headers), queue, mandatory=True
+                self._bus.dead_letter_exchange,
+                queue,
+                message.body,
+                _properties(message, headers),
+                mandatory=True,
             )
         except Exception:
             log.exception("bus.delivery.dead_letter_failed", extra={"queue": queue})
@@ -192,17 +202,17 @@ class RabbitConsumer:
         return headers
 
 
-def _copy(message: AbstractIncomingMessage, headers: HeadersType) -> Message:
-    return Message(
-        message.body,
-        headers=headers,
+def _properties(message: AbstractIncomingMessage, headers: HeadersType) -> Basic.Properties:
+    """The properties of ``message`` for publishing it again, persistent, with ``headers``."""
+    return Basic.Properties(
         content_type=message.content_type,
         content_encoding=message.content_encoding,
-        delivery_mode=DeliveryMode.PERSISTENT,
+        headers=headers,
+        delivery_mode=int(DeliveryMode.PERSISTENT),
         correlation_id=message.correlation_id,
         message_id=message.message_id,
         timestamp=datetime.now(UTC),
-        type=message.type,
+        message_type=message.type,
         app_id=message.app_id,
     )
 

@@ -50,12 +50,14 @@ def publish_span(
     """
     carrier = dict(headers or {})
     parent = propagate.extract(carrier) if TRACEPARENT in carrier else None
-    attributes = _attributes(envelope, system=system, destination=destination)
-    attributes["messaging.operation.type"] = "send"
-    attributes["messaging.operation.name"] = "publish"
     with _tracer.start_as_current_span(
-        f"{envelope.type} publish", context=parent, kind=SpanKind.PRODUCER, attributes=attributes
-    ):
+        f"{envelope.type} publish", context=parent, kind=SpanKind.PRODUCER
+    ) as span:
+        if span.is_recording():
+            span.set_attributes(_attributes(envelope, system=system, destination=destination))
+            span.set_attributes(
+                {"messaging.operation.type": "send", "messaging.operation.name": "publish"}
+            )
         propagate.inject(carrier)
         yield carrier
 
@@ -74,18 +76,18 @@ def consume_span(
 
     An exception leaving the block is recorded on the span, which is then marked as failed.
     """
-    attributes: dict[str, str | int] = {
-        **_attributes(envelope, system=system, destination=destination),
-        "messaging.operation.type": "process",
-        "messaging.operation.name": "process",
-        "messaging.consumer.group.name": queue,
-        "messaging.destination.subscription.name": queue,
-        "novitrac.delivery.attempt": attempt,
-    }
     with _tracer.start_as_current_span(
-        f"{envelope.type} process",
-        context=propagate.extract(dict(headers)),
-        kind=SpanKind.CONSUMER,
-        attributes=attributes,
+        f"{envelope.type} process", context=propagate.extract(headers), kind=SpanKind.CONSUMER
     ) as span:
+        if span.is_recording():
+            span.set_attributes(_attributes(envelope, system=system, destination=destination))
+            span.set_attributes(
+                {
+                    "messaging.operation.type": "process",
+                    "messaging.operation.name": "process",
+                    "messaging.consumer.group.name": queue,
+                    "messaging.destination.subscription.name": queue,
+                    "novitrac.delivery.attempt": attempt,
+                }
+            )
         yield span
