@@ -22,7 +22,7 @@ from novitrac_kit.bus.memory import InProcessBus
 from novitrac_kit.config import load_settings
 from novitrac_kit.runtime import create_app
 from novitrac_kit.service import Service
-from novitrac_kit.telemetry import configure_logging
+from novitrac_kit.telemetry import configure_logging, configure_tracing, instrument_httpx
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +71,10 @@ async def run_dev(
     """Run ``services`` until SIGINT or SIGTERM."""
     configure_logging("novitrac-dev", level=os.environ.get("NOVITRAC_LOG_LEVEL", "INFO"),
                       fmt="console")
+    configure_tracing(
+        "novitrac-dev", otlp_endpoint=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"), sample_ratio=1.0
+    )
+    instrument_httpx()
     print(f"novitrac dev: starting PostgreSQL in {data_dir}/postgres ...", flush=True)  # noqa: T201
     postgres = await asyncio.to_thread(EmbeddedPostgres, data_dir / "postgres")
     try:

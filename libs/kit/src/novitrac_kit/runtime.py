@@ -15,6 +15,7 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from novitrac_kit import db
@@ -26,6 +27,7 @@ from novitrac_kit.metrics import instrument_metrics, metrics_router
 from novitrac_kit.outbox import OutboxRelay
 from novitrac_kit.service import Service
 from novitrac_kit.telemetry import instrument_app
+from novitrac_kit.tokens import Identity, JwksVerifier, authenticate, bearer
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +42,7 @@ class ServiceContext:
         bus: the bus it publishes live signals on and consumes from.
         engine: its database engine, when it has a schema.
         sessions: its session factory, when it has a schema.
+        verifier: verifies access tokens against auth's published keys.
     """
 
     service: Service
@@ -47,6 +50,7 @@ class ServiceContext:
     bus: EventBus
     engine: AsyncEngine | None
     sessions: async_sessionmaker[AsyncSession] | None
+    verifier: JwksVerifier
 
 
 def create_app(
@@ -75,7 +79,11 @@ def create_app(
             if owns_bus:
                 await bus.start()
                 stack.push_async_callback(bus.close)
-            context = ServiceContext(service, settings, bus, engine, sessions)
+            verifier = JwksVerifier(
+                settings.auth_jwks_url, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+            )
+            stack.push_async_callback(verifier.aclose)
+            context = ServiceContext(service, settings, bus, engine, sessions, verifier)
             app.state.context = context
 
             database = service.database
@@ -142,7 +150,16 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def get_identity(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Identity:
+    """The caller's verified identity (401 without a valid access token)."""
+    return await authenticate(get_context(request).verifier, credentials)
+
+
 ContextDep = Annotated[ServiceContext, Depends(get_context)]
 # scope="function": the transaction commits before the response is sent, so a client never sees a
 # success whose commit then failed.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+IdentityDep = Annotated[Identity, Depends(get_identity)]

@@ -316,15 +316,55 @@ def _uuid(claims: Mapping[str, Any], name: str, *, required: bool) -> UUID | Non
         raise InvalidToken(f"claim {name} is not a UUID") from None
 
 
-_bearer = HTTPBearer(auto_error=False, description="An access token issued by auth.")
+
+bearer = HTTPBearer(auto_error=False, description="An access token issued by auth.")
+"""The FastAPI security scheme reading ``Authorization: Bearer``."""
+
+
+async def authenticate(
+    verifier: JwksVerifier, credentials: HTTPAuthorizationCredentials | None
+) -> Identity:
+    """Verify a request's bearer token, answering as HTTP does when it cannot.
+
+    A missing token raises 401 with ``WWW-Authenticate: Bearer``; a token that does not verify
+    raises 401 with ``WWW-Authenticate: Bearer error="invalid_token"`` and the reason; when no
+    signing keys can be had, 503.
+
+    Args:
+        verifier: the process's verifier.
+        credentials: what :data:`bearer` read from the request.
+
+    Returns:
+        The verified identity.
+    """
+    if credentials is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail="missing bearer token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    try:
+        return await verifier.verify(credentials.credentials)
+    except InvalidToken as error:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail=error.reason,
+            headers={
+                "WWW-Authenticate": (
+                    f'Bearer error="invalid_token", error_description="{error.reason}"'
+                )
+            },
+        ) from None
+    except KeysUnavailable:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail="token signing keys are unavailable",
+            headers={"Retry-After": "5"},
+        ) from None
 
 
 def require_identity(verifier: JwksVerifier) -> Callable[..., Awaitable[Identity]]:
-    """A FastAPI dependency that reads ``Authorization: Bearer`` and verifies the token.
-
-    A missing token answers 401 with ``WWW-Authenticate: Bearer``; a token that does not verify
-    answers 401 with ``WWW-Authenticate: Bearer error="invalid_token"`` and the reason; when no
-    signing keys can be had, 503.
+    """A FastAPI dependency that verifies the request's bearer token with ``verifier``.
 
     Args:
         verifier: the process's verifier.
@@ -334,31 +374,8 @@ def require_identity(verifier: JwksVerifier) -> Callable[..., Awaitable[Identity
     """
 
     async def identity(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> Identity:
-        if credentials is None:
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                detail="missing bearer token",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        try:
-            return await verifier.verify(credentials.credentials)
-        except InvalidToken as error:
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                detail=error.reason,
-                headers={
-                    "WWW-Authenticate": (
-                        f'Bearer error="invalid_token", error_description="{error.reason}"'
-                    )
-                },
-            ) from None
-        except KeysUnavailable:
-            raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE,
-                detail="token signing keys are unavailable",
-                headers={"Retry-After": "5"},
-            ) from None
+        return await authenticate(verifier, credentials)
 
     return identity
