@@ -19,7 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from novitrac_contracts.envelope import Envelope, Event
 from novitrac_kit import db, inbox, outbox
-from novitrac_kit.bus import Delivery, EventBus, PermanentFailure, RetryPolicy, Subscription
+from novitrac_kit.bus import (
+    DeadLetter,
+    Delivery,
+    EventBus,
+    PermanentFailure,
+    RetryPolicy,
+    Subscription,
+)
 from novitrac_kit.handlers import EventHandlers, HandlerContext
 
 pytestmark = pytest.mark.postgres
@@ -123,8 +130,11 @@ class TestOn:
         handlers = EventHandlers()
 
         @handlers.on(WidgetShipped)
+        async def on_shipped(event: WidgetShipped, ctx: HandlerContext) -> None:
+            pass
+
         @handlers.on(WidgetOrdered)
-        async def handle(event: Event, ctx: HandlerContext) -> None:
+        async def on_ordered(event: WidgetOrdered, ctx: HandlerContext) -> None:
             pass
 
         assert handlers.event_types == ["kittest.widget.ordered.v1", "kittest.widget.shipped.v1"]
@@ -412,7 +422,7 @@ class TestBehindTheBus:
             return await store.count(sessions, store.orders) == 1
 
         await eventually(valid_handled)
-        dead: list = []
+        dead: list[DeadLetter] = []
 
         async def dead_lettered() -> bool:
             dead.extend(await bus.dead_letters(f"{unique_name}.shop"))

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from uuid import UUID
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped,unused-ignore]
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy import Column, Integer, MetaData, Table, func, insert, select, text, update
@@ -447,7 +447,7 @@ class TestRelay:
         await write(sessions, schema, envelope)
 
         async def retried() -> bool:
-            return (await rows(sessions, schema))[envelope.id].attempts >= 2
+            return bool((await rows(sessions, schema))[envelope.id].attempts >= 2)
 
         await eventually(retried)
         row = (await rows(sessions, schema))[envelope.id]

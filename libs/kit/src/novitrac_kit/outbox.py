@@ -152,7 +152,10 @@ class OutboxRelay:
     dedicated connection ``LISTEN``s for writes so the relay wakes at once; the table is also polled
     every ``poll_interval`` seconds, which keeps events flowing while that connection is down. When
     the bus fails, events stay in the outbox with their attempt count and last error, and the relay
-    backs off exponentially before trying again.
+    backs off exponentially before trying again; an event the bus keeps refusing is retried with
+    every batch and does not hold up the others. Published events are purged after ``retention``.
+    Progress shows in ``novitrac_outbox_published_total``, ``novitrac_outbox_lag_seconds`` and
+    ``novitrac_outbox_publish_failures_total``, labelled by schema.
 
     Args:
         engine: the service's engine.

@@ -19,12 +19,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from novitrac_kit.bus import EventBus
 from novitrac_kit.bus.amqp import dead_letter_queue_name
 from novitrac_kit.bus.memory import InProcessBus, MemoryBroker
 from novitrac_kit.bus.rabbitmq import RabbitBus
 
 Bus = InProcessBus | RabbitBus
+Eventually = Callable[..., Awaitable[None]]
 
 
 class Buses:
@@ -56,7 +56,14 @@ class Buses:
             bus = InProcessBus(self.broker, **options)
         else:
             assert self.amqp_url is not None
-            bus = RabbitBus(self.amqp_url, connection_name=self.prefix, **self.exchanges, **options)
+            bus = RabbitBus(
+                self.amqp_url,
+                connection_name=self.prefix,
+                exchange=self.exchanges["exchange"],
+                live_exchange=self.exchanges["live_exchange"],
+                dead_letter_exchange=self.exchanges["dead_letter_exchange"],
+                **options,
+            )
         await bus.start()
         self._buses.append(bus)
         return bus
@@ -117,12 +124,12 @@ async def buses(request: pytest.FixtureRequest, unique_name: str) -> AsyncIterat
 
 
 @pytest.fixture
-async def bus(buses: Buses) -> EventBus:
+async def bus(buses: Buses) -> Bus:
     return await buses.new()
 
 
 @pytest.fixture
-def eventually() -> Callable[..., Awaitable[None]]:
+def eventually() -> Eventually:
     """Wait until a condition holds, failing after a generous deadline (never a fixed sleep)."""
 
     async def wait(

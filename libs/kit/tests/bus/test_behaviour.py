@@ -6,7 +6,7 @@ Every test runs against the in-process bus and against the real RabbitMQ (see ``
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import pytest
@@ -18,7 +18,20 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.trace import SpanKind
 
 from novitrac_contracts.envelope import Envelope, Event
-from novitrac_kit.bus import Delivery, PermanentFailure, PublishFailed, RetryPolicy, Subscription
+from novitrac_kit.bus import (
+    DeadLetter,
+    Delivery,
+    Handler,
+    LiveHandler,
+    PermanentFailure,
+    PublishFailed,
+    RetryPolicy,
+    Subscription,
+)
+
+if TYPE_CHECKING:
+    from libs.kit.tests.bus.conftest import Bus, Buses, Eventually
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_delay=0.05, multiplier=2)
 
@@ -55,7 +68,9 @@ class Recorder:
 
 
 class TestRouting:
-    async def test_a_queue_gets_only_what_it_is_bound_to(self, buses, bus, eventually) -> None:
+    async def test_a_queue_gets_only_what_it_is_bound_to(
+        self, buses: Buses, bus: Bus, eventually: Eventually
+    ) -> None:
         calls, billing = Recorder(), Recorder()
         done = "tests.run.finished.v1"
         await bus.subscribe(
@@ -83,7 +98,9 @@ class TestRouting:
             done,
         ]
 
-    async def test_an_event_no_queue_is_bound_to_is_dropped(self, buses, bus, eventually) -> None:
+    async def test_an_event_no_queue_is_bound_to_is_dropped(
+        self, buses: Buses, bus: Bus, eventually: Eventually
+    ) -> None:
         queue, recorder = buses.queue("late"), Recorder()
         before = event()
         await bus.publish(before)
@@ -98,7 +115,9 @@ class TestRouting:
 
 
 class TestDelivery:
-    async def test_every_published_event_is_delivered(self, buses, bus, eventually) -> None:
+    async def test_every_published_event_is_delivered(
+        self, buses: Buses, bus: Bus, eventually: Eventually
+    ) -> None:
         recorder = Recorder()
         await bus.subscribe(Subscription(buses.queue("billing"), ["telephony.#"], recorder))
         published = [event(call=n) for n in range(200)]
@@ -110,7 +129,7 @@ class TestDelivery:
         assert [by_id[envelope.id] for envelope in published] == published
 
     async def test_a_declared_queue_keeps_events_until_consumed(
-        self, buses, bus, eventually
+        self, buses: Buses, bus: Bus, eventually: Eventually
     ) -> None:
         queue, recorder = buses.queue("billing"), Recorder()
         await bus.declare(queue, ["telephony.#"])
@@ -123,7 +142,9 @@ class TestDelivery:
         await eventually(lambda: len(recorder.ids) == 5)
         assert recorder.ids == [envelope.id for envelope in published]
 
-    async def test_two_queues_each_get_a_copy(self, buses, bus, eventually) -> None:
+    async def test_two_queues_each_get_a_copy(
+        self, buses: Buses, bus: Bus, eventually: Eventually
+    ) -> None:
         billing, notifications = Recorder(), Recorder()
         await bus.subscribe(Subscription(buses.queue("billing"), ["telephony.#"], billing))
         await bus.subscribe(Subscription(buses.queue("notes"), ["telephony.#"], notifications))
@@ -135,12 +156,14 @@ class TestDelivery:
         await eventually(lambda: len(billing.ids) == len(notifications.ids) == 20)
         assert set(billing.ids) == set(notifications.ids) == {e.id for e in published}
 
-    async def test_consumers_of_one_queue_share_its_events(self, buses, eventually) -> None:
+    async def test_consumers_of_one_queue_share_its_events(
+        self, buses: Buses, eventually: Eventually
+    ) -> None:
         queue = buses.queue("billing")
         first, second = Recorder(), Recorder()
         release = asyncio.Event()
 
-        def holding(recorder: Recorder):
+        def holding(recorder: Recorder) -> Handler:
             async def handle(delivery: Delivery) -> None:
                 await recorder(delivery)
                 await release.wait()
@@ -164,7 +187,9 @@ class TestDelivery:
         await eventually(lambda: len(first.ids) + len(second.ids) == 10)
         assert sorted(first.ids + second.ids) == sorted(e.id for e in published)
 
-    async def test_handlers_run_concurrently_up_to_prefetch(self, buses, bus, eventually) -> None:
+    async def test_handlers_run_concurrently_up_to_prefetch(
+        self, buses: Buses, bus: Bus, eventually: Eventually
+    ) -> None:
         running, most = 0, 0
         release = asyncio.Event()
         handled: list[UUID] = []
@@ -186,7 +211,9 @@ class TestDelivery:
         await eventually(lambda: len(handled) == 10)
         assert most == 4
 
-    async def test_close_lets_running_handlers_finish(self, buses, eventually) -> None:
+    async def test_close_lets_running_handlers_finish(
+        self, buses: Buses, eventually: Eventually
+    ) -> None:
         queue = buses.queue("billing")
         started, release = asyncio.Event(), asyncio.Event()
         finished: list[UUID] = []
@@ -215,9 +242,37 @@ class TestDelivery:
         await eventually(lambda: following.id in recorder.ids)
         assert recorder.ids == [following.id]
 
+    async def test_a_handler_failing_while_the_bus_closes_still_settles(
+        self, buses: Buses, eventually: Eventually
+    ) -> None:
+        queue = buses.queue("billing")
+        started, release = asyncio.Event(), asyncio.Event()
+
+        async def handle(delivery: Delivery) -> None:
+            started.set()
+            await release.wait()
+            raise PermanentFailure("gave up during shutdown")
+
+        closing = await buses.new()
+        await closing.subscribe(Subscription(queue, ["telephony.#"], handle))
+        envelope = event()
+        await closing.publish(envelope)
+        await started.wait()
+
+        close = asyncio.create_task(closing.close())
+        release.set()
+        await close
+
+        inspector = await buses.new()
+        [letter] = await _dead_letters(inspector, queue, eventually)
+        assert letter.envelope == envelope
+        assert letter.reason == "PermanentFailure: gave up during shutdown"
+
 
 class TestPublish:
-    async def test_publish_returns_once_the_broker_holds_the_event(self, buses, bus) -> None:
+    async def test_publish_returns_once_the_broker_holds_the_event(
+        self, buses: Buses, bus: Bus
+    ) -> None:
         queue = buses.queue("billing")
         await bus.declare(queue, ["telephony.#"])
 
@@ -226,7 +281,7 @@ class TestPublish:
 
             assert await buses.depth(queue) == n + 1
 
-    async def test_publishing_on_a_closed_bus_fails(self, bus) -> None:
+    async def test_publishing_on_a_closed_bus_fails(self, bus: Bus) -> None:
         assert await bus.is_ready()
 
         await bus.close()
@@ -236,7 +291,9 @@ class TestPublish:
         with pytest.raises(PublishFailed):
             await bus.publish(event())
 
-    async def test_publish_carries_the_envelope_and_headers(self, buses, bus, eventually) -> None:
+    async def test_publish_carries_the_envelope_and_headers(
+        self, buses: Buses, bus: Bus, eventually: Eventually
+    ) -> None:
         recorder = Recorder()
         await bus.subscribe(Subscription(buses.queue("billing"), ["telephony.#"], recorder))
         envelope = Envelope(
@@ -257,7 +314,9 @@ class TestPublish:
 
 
 class TestRetry:
-    async def test_a_failed_event_is_delivered_again(self, buses, bus, eventually) -> None:
+    async def test_a_failed_event_is_delivered_again(
+        self, buses: Buses, bus: Bus, eventually: Eventually
+    ) -> None:
         queue, seen = buses.queue("billing"), []
 
         async def handle(delivery: Delivery) -> None:
@@ -274,7 +333,7 @@ class TestRetry:
         assert await bus.dead_letters(queue) == []
 
     async def test_a_waiting_retry_holds_up_neither_new_events_nor_shorter_retries(
-        self, buses, bus, eventually
+        self, buses: Buses, bus: Bus, eventually: Eventually
     ) -> None:
         stubborn, flaky = event(call=1), event(call=2)
         seen: list[tuple[UUID, int]] = []
@@ -297,7 +356,9 @@ class TestRetry:
         await eventually(lambda: (flaky.id, 2) in seen)
         assert seen == [(stubborn.id, 1), (stubborn.id, 2), (flaky.id, 1), (flaky.id, 2)]
 
-    async def test_dead_lettered_after_the_last_attempt(self, buses, bus, eventually) -> None:
+    async def test_dead_lettered_after_the_last_attempt(
+        self, buses: Buses, bus: Bus, eventually: Eventually
+    ) -> None:
         queue, attempts = buses.queue("billing"), []
 
         async def handle(delivery: Delivery) -> None:
@@ -317,7 +378,7 @@ class TestRetry:
         assert await bus.dead_letters(queue) == []
 
     async def test_a_permanent_failure_is_dead_lettered_at_once(
-        self, buses, bus, eventually
+        self, buses: Buses, bus: Bus, eventually: Eventually
     ) -> None:
         queue, recorder = buses.queue("billing"), Recorder()
         poison, good = event(call=1), event(call=2)
@@ -338,7 +399,7 @@ class TestRetry:
         assert letter.attempts == 1
 
     async def test_an_invalid_payload_is_dead_lettered_with_the_validation_error(
-        self, buses, bus, eventually
+        self, buses: Buses, bus: Bus, eventually: Eventually
     ) -> None:
         queue, handled = buses.queue("billing"), []
 
@@ -361,7 +422,7 @@ class TestRetry:
         ids=["binary", "bad-envelope", "not-an-object"],
     )
     async def test_an_unreadable_message_is_dead_lettered_and_does_not_block(
-        self, buses, bus, eventually, body: bytes
+        self, buses: Buses, bus: Bus, eventually: Eventually, body: bytes
     ) -> None:
         queue, recorder = buses.queue("billing"), Recorder()
         await bus.subscribe(Subscription(queue, ["telephony.#"], recorder, 1, FAST_RETRY))
@@ -379,13 +440,13 @@ class TestRetry:
         assert letter.attempts == 1
         assert letter.routing_key == "telephony.call.ended.v1"
 
-    async def test_a_queue_without_dead_letters_has_none(self, buses, bus) -> None:
+    async def test_a_queue_without_dead_letters_has_none(self, buses: Buses, bus: Bus) -> None:
         assert await bus.dead_letters(buses.queue("billing")) == []
 
 
 class TestConsumerLoss:
     async def test_an_event_being_handled_by_a_stopped_consumer_goes_to_another(
-        self, buses, eventually
+        self, buses: Buses, eventually: Eventually
     ) -> None:
         queue = buses.queue("billing")
         stuck = Recorder()
@@ -407,26 +468,60 @@ class TestConsumerLoss:
         await eventually(lambda: recorder.ids == [envelope.id])
         assert recorder.deliveries[0].attempt == 2
 
+    async def test_an_event_whose_consumers_keep_dying_is_dead_lettered(
+        self, buses: Buses, eventually: Eventually
+    ) -> None:
+        queue, taken = buses.queue("billing"), Recorder()
+
+        async def never_finishes(delivery: Delivery) -> None:
+            await taken(delivery)
+            await asyncio.Event().wait()
+
+        retry = RetryPolicy(max_attempts=2)
+        envelope = event()
+        for attempt in (1, 2):
+            doomed = await buses.new(close_timeout=0.05)
+            await doomed.subscribe(Subscription(queue, ["telephony.#"], never_finishes, 1, retry))
+            if attempt == 1:
+                await doomed.publish(envelope)
+            await eventually(lambda n=attempt: len(taken.ids) == n)
+            await doomed.close()
+
+        last = await buses.new()
+        await last.subscribe(Subscription(queue, ["telephony.#"], never_finishes, 1, retry))
+        [letter] = await _dead_letters(last, queue, eventually)
+        assert [delivery.attempt for delivery in taken.deliveries] == [1, 2]
+        assert letter.envelope == envelope
+        assert letter.attempts == 2
+        assert letter.reason.startswith("DeliveryLimitExceeded: ")
+
 
 class TestLive:
-    async def test_every_live_subscriber_gets_every_signal(self, buses, eventually) -> None:
-        replicas = [await buses.new(), await buses.new()]
-        received: list[list[Envelope]] = [[], [], []]
-        for replica, inbox in zip(replicas, received, strict=False):
-            await replica.subscribe_live(["live.call.*"], _appending(inbox))
-        await replicas[0].subscribe_live(["live.#"], _appending(received[2]))
+    async def test_every_live_subscriber_gets_every_signal(
+        self, buses: Buses, eventually: Eventually
+    ) -> None:
+        first: list[Envelope] = []
+        second: list[Envelope] = []
+        everything: list[Envelope] = []
+        replica = await buses.new()
+        await replica.subscribe_live(["live.call.*"], _appending(first))
+        await replica.subscribe_live(["live.#"], _appending(everything))
+        other_replica = await buses.new()
+        await other_replica.subscribe_live(["live.call.*"], _appending(second))
         publisher = await buses.new()
-        signals = [signal("live.call.status", call=n) for n in range(50)]
+        statuses = [signal("live.call.status", call=n) for n in range(50)]
+        line = signal("live.transcript.line")
 
-        for envelope in signals:
+        for envelope in [*statuses, line]:
             await publisher.publish_live(envelope)
-        await publisher.publish_live(signal("live.transcript.line"))
 
-        await eventually(lambda: [len(inbox) for inbox in received] == [50, 50, 51])
-        assert received[0] == received[1] == signals
-        assert received[2][:50] == signals
+        await eventually(lambda: (len(first), len(second), len(everything)) == (50, 50, 51))
+        assert first == second == statuses
+        assert everything == [*statuses, line]
 
-    async def test_a_slow_live_subscriber_never_blocks_publishing(self, buses, eventually) -> None:
+    async def test_a_slow_live_subscriber_never_blocks_publishing(
+        self, buses: Buses, eventually: Eventually
+    ) -> None:
         release = asyncio.Event()
         slow_seen: list[Envelope] = []
         fast_seen: list[Envelope] = []
@@ -453,7 +548,7 @@ class TestLive:
         assert slow_seen == sorted(slow_seen, key=lambda envelope: envelope.data["n"])
 
     async def test_live_event_subscribers_each_see_domain_events(
-        self, buses, bus, eventually
+        self, buses: Buses, bus: Bus, eventually: Eventually
     ) -> None:
         screens: list[list[Envelope]] = [[], []]
         for inbox in screens:
@@ -472,7 +567,7 @@ class TestLive:
 
 class TestTracing:
     async def test_a_trace_started_by_a_request_continues_into_the_consumer(
-        self, buses, bus, eventually, spans
+        self, buses: Buses, bus: Bus, eventually: Eventually, spans: InMemorySpanExporter
     ) -> None:
         seen_by_handler: list[trace.SpanContext] = []
 
@@ -515,7 +610,7 @@ class TestTracing:
         assert process.attributes["messaging.message.id"] == str(envelope.id)
 
     async def test_trace_context_given_in_headers_is_continued(
-        self, buses, bus, eventually, spans
+        self, buses: Buses, bus: Bus, eventually: Eventually, spans: InMemorySpanExporter
     ) -> None:
         # An outbox row remembers the trace of the request that wrote it; the relay runs later.
         carrier: dict[str, str] = {}
@@ -534,19 +629,19 @@ class TestTracing:
         assert handler_trace == [request.get_span_context().trace_id]
 
 
-def _appending(inbox: list[Envelope]):
+def _appending(inbox: list[Envelope]) -> LiveHandler:
     async def append(envelope: Envelope) -> None:
         inbox.append(envelope)
 
     return append
 
 
-def _names(spans) -> set[str]:
+def _names(spans: InMemorySpanExporter) -> set[str]:
     return {span.name for span in spans.get_finished_spans()}
 
 
-async def _dead_letters(bus, queue: str, eventually) -> list[Any]:
-    letters: list[Any] = []
+async def _dead_letters(bus: Bus, queue: str, eventually: Eventually) -> list[DeadLetter]:
+    letters: list[DeadLetter] = []
 
     async def arrived() -> bool:
         letters.extend(await bus.dead_letters(queue))

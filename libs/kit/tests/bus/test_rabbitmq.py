@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from aio_pika import DeliveryMode
@@ -13,6 +14,10 @@ from opentelemetry import trace
 
 from novitrac_contracts.envelope import Envelope
 from novitrac_kit.bus import Delivery, PublishFailed, Subscription
+
+if TYPE_CHECKING:
+    from libs.kit.tests.bus.conftest import Bus, Buses, Eventually
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 pytestmark = [
     pytest.mark.rabbitmq,
@@ -28,9 +33,10 @@ def event() -> Envelope:
 
 class TestConsumerKilled:
     async def test_a_message_held_by_a_killed_consumer_goes_to_another(
-        self, buses, eventually
+        self, buses: Buses, eventually: Eventually
     ) -> None:
         queue = buses.queue("billing")
+        assert buses.amqp_url is not None
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             str(CONSUMER_PROCESS),
@@ -67,7 +73,9 @@ class TestConsumerKilled:
 
 
 class TestTopology:
-    async def test_consuming_and_dead_letter_queues_are_quorum_queues(self, buses, bus) -> None:
+    async def test_consuming_and_dead_letter_queues_are_quorum_queues(
+        self, buses: Buses, bus: Bus
+    ) -> None:
         queue = buses.queue("billing")
         await bus.declare(queue, ["telephony.#"])
 
@@ -78,7 +86,9 @@ class TestTopology:
                         name, durable=True, arguments={"x-queue-type": "classic"}
                     )
 
-    async def test_a_retry_waits_in_a_delay_queue_of_its_own(self, buses, bus, eventually) -> None:
+    async def test_a_retry_waits_in_a_delay_queue_of_its_own(
+        self, buses: Buses, bus: Bus, eventually: Eventually
+    ) -> None:
         queue, attempts = buses.queue("billing"), []
 
         async def handle(delivery: Delivery) -> None:
@@ -102,7 +112,9 @@ class TestTopology:
 
 
 class TestPublishing:
-    async def test_a_published_message_is_persistent_and_described(self, buses, bus, spans) -> None:
+    async def test_a_published_message_is_persistent_and_described(
+        self, buses: Buses, bus: Bus, spans: InMemorySpanExporter
+    ) -> None:
         queue = buses.queue("billing")
         await bus.declare(queue, ["telephony.#"])
         envelope = event()
@@ -123,7 +135,7 @@ class TestPublishing:
         assert str(message.headers["traceparent"]).split("-")[1] == trace_id
 
     async def test_a_refused_message_raises_and_the_bus_recovers(
-        self, buses, bus, eventually
+        self, buses: Buses, bus: Bus, eventually: Eventually
     ) -> None:
         async with buses.channel() as channel:
             await channel.exchange_delete(buses.exchanges["exchange"])

@@ -302,11 +302,12 @@ class InProcessBus(EventBus):
         self._open = False
         self._consumers: list[tuple[_Queue, _Consumer]] = []
         self._live: list[_LiveSubscriber] = []
+        self._live_signals_not_sent = 0
 
     @property
     def live_signals_dropped(self) -> int:
-        """Live signals this bus's subscribers dropped because they fell behind."""
-        return sum(subscriber.inbox.dropped for subscriber in self._live)
+        """Live signals this bus did not send, or its subscribers dropped for falling behind."""
+        return self._live_signals_not_sent + sum(s.inbox.dropped for s in self._live)
 
     async def start(self) -> None:
         """Open the bus; there is nothing to connect to."""
@@ -360,6 +361,7 @@ class InProcessBus(EventBus):
     async def publish_live(self, envelope: Envelope) -> None:
         """Offer a live signal to every matching live subscriber; never waits."""
         if not self._open:
+            self._live_signals_not_sent += 1
             LIVE_SIGNALS_DROPPED.labels(SYSTEM).inc()
             return
         self.broker.publish_live(envelope)

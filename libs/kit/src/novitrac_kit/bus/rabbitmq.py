@@ -27,10 +27,9 @@ from typing import cast
 
 import aio_pika
 import aiormq
-from aio_pika import DeliveryMode, ExchangeType, Message
+from aio_pika import DeliveryMode, ExchangeType
 from aio_pika.abc import (
     AbstractChannel,
-    AbstractExchange,
     AbstractIncomingMessage,
     AbstractQueue,
     AbstractRobustConnection,
@@ -71,6 +70,7 @@ from novitrac_kit.bus.tracing import publish_span
 log = logging.getLogger(__name__)
 
 PERSISTENT = int(DeliveryMode.PERSISTENT)
+NOT_PERSISTENT = int(DeliveryMode.NOT_PERSISTENT)
 
 LIVE_PUBLISH_TIMEOUT = 0.1
 """Seconds a live signal may wait for the socket before it is dropped; a write normally takes µs."""
@@ -105,7 +105,7 @@ class RabbitBus(EventBus):
     ) -> None:
         self._url = url
         self._connection_name = connection_name
-        self.exchange = exchange
+        self._exchange_name = exchange
         self._live_exchange_name = live_exchange
         self._dead_letter_exchange_name = dead_letter_exchange
         self._publish_timeout = publish_timeout
@@ -115,16 +115,20 @@ class RabbitBus(EventBus):
         self._publisher: AbstractChannel | None = None
         self._admin: AbstractChannel | None = None
         self._live_channel: AbstractChannel | None = None
-        self._events: AbstractExchange | None = None
-        self._live: AbstractExchange | None = None
         self._consumers: list[RabbitConsumer] = []
         self._inboxes: list[LiveInbox] = []
+        self._live_signals_not_sent = 0
         self._closing = False
 
     @property
     def live_signals_dropped(self) -> int:
-        """Live signals this bus's subscribers dropped because they fell behind."""
-        return sum(inbox.dropped for inbox in self._inboxes)
+        """Live signals this bus did not send, or its subscribers dropped for falling behind."""
+        return self._live_signals_not_sent + sum(inbox.dropped for inbox in self._inboxes)
+
+    @property
+    def exchange(self) -> str:
+        """The name of the domain events exchange."""
+        return self._exchange_name
 
     @property
     def dead_letter_exchange(self) -> str:
@@ -139,15 +143,15 @@ class RabbitBus(EventBus):
         )
         self._connection = connection
         self._publisher = await connection.channel(publisher_confirms=True)
-        self._events = await self._publisher.declare_exchange(
-            self.exchange, ExchangeType.TOPIC, durable=True
+        await self._publisher.declare_exchange(
+            self._exchange_name, ExchangeType.TOPIC, durable=True
         )
         await self._publisher.declare_exchange(
             self._dead_letter_exchange_name, ExchangeType.DIRECT, durable=True
         )
         self._admin = await connection.channel(publisher_confirms=False)
         self._live_channel = await connection.channel(publisher_confirms=False)
-        self._live = await self._live_channel.declare_exchange(
+        await self._live_channel.declare_exchange(
             self._live_exchange_name, ExchangeType.TOPIC, durable=False
         )
 
@@ -173,7 +177,6 @@ class RabbitBus(EventBus):
         if self._connection is not None:
             await self._connection.close()
         self._connection = self._publisher = self._admin = self._live_channel = None
-        self._events = self._live = None
 
     async def publish(
         self, envelope: Envelope, *, headers: Mapping[str, str] | None = None
@@ -183,7 +186,7 @@ class RabbitBus(EventBus):
         See :meth:`EventBus.publish`. A message no queue is bound for is confirmed and dropped
         by the broker; that is not a failure.
         """
-        if self._closing or self._events is None:
+        if self._publisher is None:
             raise PublishFailed("the bus is closed")
         with publish_span(envelope, headers, system=SYSTEM, destination=self.exchange) as carrier:
             amqp_headers: FieldTable = dict(carrier)
@@ -222,7 +225,7 @@ class RabbitBus(EventBus):
             properties: its AMQP properties.
             mandatory: treat a message the broker cannot route as a failure.
         """
-        if self._closing or self._publisher is None:
+        if self._publisher is None:
             raise PublishFailed("the bus is closed")
         try:
             async with asyncio.timeout(self._publish_timeout):
@@ -259,32 +262,42 @@ class RabbitBus(EventBus):
 
     async def subscribe(self, subscription: Subscription) -> None:
         """Declare the queue and its dead-letter queue, bind it, and consume on a new channel."""
+        if self._closing:
+            raise RuntimeError("the bus is closing")
         channel = await self._require_connection().channel(publisher_confirms=False)
         await channel.set_qos(prefetch_count=subscription.prefetch)
         queue = await self._declare_queue(channel, subscription.queue, subscription.patterns)
-        consumer = RabbitConsumer(self, channel, queue, subscription)
+        consumer = RabbitConsumer(self, queue, subscription)
         await consumer.start()
         self._consumers.append(consumer)
 
     async def publish_live(self, envelope: Envelope) -> None:
         """Publish a live signal; dropped (and counted) rather than waited for when not writable."""
-        channel, exchange = self._live_channel, self._live
-        if self._closing or channel is None or exchange is None or channel.is_closed:
+        channel = self._live_channel
+        if channel is None or channel.is_closed:
+            self._live_signals_not_sent += 1
             LIVE_SIGNALS_DROPPED.labels(SYSTEM).inc()
             return
-        message = Message(
-            envelope.to_json(),
+        properties = Basic.Properties(
             content_type=JSON,
-            delivery_mode=DeliveryMode.NOT_PERSISTENT,
+            delivery_mode=NOT_PERSISTENT,
             message_id=str(envelope.id),
             timestamp=datetime.now(UTC),
-            type=envelope.type,
+            message_type=envelope.type,
             app_id=envelope.producer,
         )
         try:
             async with asyncio.timeout(LIVE_PUBLISH_TIMEOUT):
-                await exchange.publish(message, envelope.type, mandatory=False)
+                underlay = cast(aiormq.Channel, await channel.get_underlay_channel())
+                await underlay.basic_publish(
+                    envelope.to_json(),
+                    exchange=self._live_exchange_name,
+                    routing_key=envelope.type,
+                    properties=properties,
+                    wait=False,
+                )
         except Exception:
+            self._live_signals_not_sent += 1
             LIVE_SIGNALS_DROPPED.labels(SYSTEM).inc()
 
     async def subscribe_live(self, patterns: Sequence[str], handler: LiveHandler) -> None:
@@ -362,12 +375,12 @@ class RabbitBus(EventBus):
         await queue.consume(on_message, no_ack=True)
 
     def _require_connection(self) -> AbstractRobustConnection:
-        if self._connection is None or self._closing:
+        if self._connection is None:
             raise RuntimeError("the bus is not started")
         return self._connection
 
     def _channel(self, channel: AbstractChannel | None) -> AbstractChannel:
-        if channel is None or self._closing:
+        if channel is None:
             raise RuntimeError("the bus is not started")
         return channel
 

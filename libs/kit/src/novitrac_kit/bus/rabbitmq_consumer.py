@@ -12,10 +12,10 @@ import asyncio
 import logging
 from collections.abc import Awaitable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from aio_pika import DeliveryMode
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, HeadersType
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, HeadersType
 from pamqp.commands import Basic
 
 from novitrac_contracts.envelope import Envelope
@@ -43,20 +43,12 @@ class RabbitConsumer:
 
     Args:
         bus: the bus whose confirmed publisher settles retries and dead letters.
-        channel: this consumer's channel, its prefetch set.
-        queue: the declared queue.
+        queue: the declared queue, on a channel of its own with the subscription's prefetch.
         subscription: what to call and how to retry.
     """
 
-    def __init__(
-        self,
-        bus: RabbitBus,
-        channel: AbstractChannel,
-        queue: AbstractQueue,
-        subscription: Subscription,
-    ) -> None:
+    def __init__(self, bus: RabbitBus, queue: AbstractQueue, subscription: Subscription) -> None:
         self._bus = bus
-        self._channel = channel
         self._queue = queue
         self._subscription = subscription
         self._consumer_tag: str | None = None
@@ -75,15 +67,9 @@ class RabbitConsumer:
                 log.warning("bus.consumer.cancel_failed", extra={"queue": self._queue.name})
             self._consumer_tag = None
 
-    async def close(self) -> None:
-        """Close the channel; deliveries not acknowledged go back to the queue."""
-        if not self._channel.is_closed:
-            await self._channel.close()
-
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         # aio-pika runs each delivery's callback in a task of its own: track it for close().
-        task = asyncio.current_task()
-        assert task is not None
+        task = cast("asyncio.Task[None]", asyncio.current_task())
         self.tasks.add(task)
         try:
             await self._handle(message)
@@ -94,9 +80,12 @@ class RabbitConsumer:
         policy = self._subscription.retry
         headers = string_headers(message.headers)
         raw = message.headers or {}
-        attempt = int_header(raw.get(ATTEMPTS_HEADER), 1) + int_header(
-            raw.get(DELIVERY_COUNT_HEADER), 0
+        # Deliveries that ended without a settlement (a consumer died or stopped mid-handler)
+        # count as attempts too, so a message that kills its consumers ends up dead-lettered.
+        redeliveries = max(
+            int_header(raw.get(DELIVERY_COUNT_HEADER), 0), int(bool(message.redelivered))
         )
+        attempt = int_header(raw.get(ATTEMPTS_HEADER), 1) + redeliveries
         try:
             envelope = Envelope.from_json(message.body)
         except ValueError as error:
