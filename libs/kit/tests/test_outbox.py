@@ -22,6 +22,7 @@ from uuid import UUID
 import asyncpg  # type: ignore[import-untyped,unused-ignore]
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import REGISTRY
 from sqlalchemy import Column, Integer, MetaData, Table, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -373,6 +374,9 @@ class TestRelay:
         assert received.ids == [committed.id]
         [row] = (await rows(sessions, schema)).values()
         assert (row.id, row.attempts, row.last_error) == (committed.id, 1, None)
+        labels = {"schema": schema.name}
+        assert REGISTRY.get_sample_value("novitrac_outbox_published_total", labels) == 1
+        assert REGISTRY.get_sample_value("novitrac_outbox_lag_seconds_count", labels) == 1
 
     async def test_trace_continues_to_the_consumer(
         self,
@@ -453,6 +457,11 @@ class TestRelay:
         row = (await rows(sessions, schema))[envelope.id]
         assert row.published_at is None
         assert row.last_error == "broker unavailable"
+        failures = REGISTRY.get_sample_value(
+            "novitrac_outbox_publish_failures_total", {"schema": schema.name}
+        )
+        assert failures is not None
+        assert failures >= 2
 
         broken.broken = False
 

@@ -286,8 +286,9 @@ class OutboxRelay:
                     failed,
                 )
         OUTBOX_PUBLISHED.labels(self._name).inc(len(published))
+        lag_seconds = OUTBOX_LAG_SECONDS.labels(self._name)
         for lag in lags:
-            OUTBOX_LAG_SECONDS.labels(self._name).observe(float(lag))
+            lag_seconds.observe(float(lag))
         if failed:
             OUTBOX_PUBLISH_FAILURES.labels(self._name).inc(len(failed))
             logger.warning(
