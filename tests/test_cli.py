@@ -15,7 +15,9 @@ import pytest
 from novitrac_kit.dsn import asyncpg_url
 
 
-def novitrac(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def novitrac(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "novitrac_kit.cli", *args],
         capture_output=True,
@@ -73,7 +75,9 @@ def test_migrate_then_run_one_service_against_postgres_and_rabbitmq(
     database_url: str, amqp_url: str
 ) -> None:
     plain_url = asyncpg_url(database_url)
-    migrated = novitrac("migrate", "billing", env=clean_environment(NOVITRAC_DATABASE_URL=plain_url))
+    migrated = novitrac(
+        "migrate", "billing", env=clean_environment(NOVITRAC_DATABASE_URL=plain_url)
+    )
     assert migrated.returncode == 0, migrated.stderr
     assert "billing: schema billing at head" in migrated.stdout
 

@@ -1,4 +1,4 @@
-"""`novitrac dev` as a newcomer runs it: one command, every service up, data kept across restarts."""
+"""`novitrac dev` as a newcomer runs it: one command, every service up, data kept on restart."""
 
 from __future__ import annotations
 
@@ -23,8 +23,16 @@ class DevProcess:
     def __init__(self, data_dir: Path) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("NOVITRAC_")}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "novitrac_kit.cli", "dev", "--data-dir", str(data_dir),
-             "--port-offset", str(PORT_OFFSET)],
+            [
+                sys.executable,
+                "-m",
+                "novitrac_kit.cli",
+                "dev",
+                "--data-dir",
+                str(data_dir),
+                "--port-offset",
+                str(PORT_OFFSET),
+            ],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

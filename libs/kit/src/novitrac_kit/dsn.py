@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def sqlalchemy_url(url: str) -> str:
-    """``postgresql://...`` (or ``postgres://``) as ``postgresql+asyncpg://...``; others unchanged."""
+    """A ``postgresql://`` or ``postgres://`` URL as ``postgresql+asyncpg://``; others as given."""
     scheme, sep, rest = url.partition("://")
     if sep and scheme in {"postgresql", "postgres"}:
         return f"postgresql+asyncpg://{rest}"

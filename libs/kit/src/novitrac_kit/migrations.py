@@ -1,9 +1,9 @@
 """Alembic, one tree per service, each confined to the service's own schema.
 
 A service's ``migrations/env.py`` is two lines: import its ``MetaData`` and call
-:func:`run_migrations`. The version table lives in the service's schema, autogenerate only sees that
-schema, and the schema is created before the first revision runs. :func:`upgrade` and
-:func:`revision` drive a tree from code (the ``novitrac migrate`` and ``novitrac revision`` commands).
+:func:`run_migrations`. The version table lives in the service's schema, autogenerate only sees
+that schema, and the schema is created before the first revision runs. :func:`upgrade` and
+:func:`revision` drive a tree from code (``novitrac migrate`` and ``novitrac revision``).
 """
 
 from __future__ import annotations
@@ -29,6 +29,17 @@ def alembic_config(migrations: Path, database_url: str) -> Config:
     config.set_main_option("script_location", str(migrations))
     config.set_main_option("file_template", FILE_TEMPLATE)
     config.set_main_option("timezone", "UTC")
+    config.set_section_option("post_write_hooks", "hooks", "ruff_fix, ruff_format")
+    config.set_section_option("post_write_hooks", "ruff_fix.type", "module")
+    config.set_section_option("post_write_hooks", "ruff_fix.module", "ruff")
+    config.set_section_option(
+        "post_write_hooks", "ruff_fix.options", "check --fix --quiet REVISION_SCRIPT_FILENAME"
+    )
+    config.set_section_option("post_write_hooks", "ruff_format.type", "module")
+    config.set_section_option("post_write_hooks", "ruff_format.module", "ruff")
+    config.set_section_option(
+        "post_write_hooks", "ruff_format.options", "format --quiet REVISION_SCRIPT_FILENAME"
+    )
     config.set_main_option("sqlalchemy.url", sqlalchemy_url(database_url).replace("%", "%%"))
     return config
 
@@ -79,8 +90,9 @@ def run_migrations(metadata: MetaData) -> None:
             context.run_migrations()
 
     async def run() -> None:
-        engine = create_async_engine(url, connect_args={"server_settings": {
-            "application_name": f"{schema}.migrate"}})
+        engine = create_async_engine(
+            url, connect_args={"server_settings": {"application_name": f"{schema}.migrate"}}
+        )
         try:
             async with engine.connect() as connection:
                 await connection.run_sync(migrate)

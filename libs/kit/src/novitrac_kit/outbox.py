@@ -16,7 +16,7 @@ from contextlib import suppress
 from datetime import timedelta
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped,unused-ignore]
+import asyncpg
 from opentelemetry import propagate
 from prometheus_client import Counter, Histogram
 from sqlalchemy import (

@@ -1,4 +1,4 @@
-"""``novitrac run <service>``: one service as its own process, as containers and Kubernetes run it."""
+"""``novitrac run <service>``: one service as its own process, as containers and Kubernetes do."""
 
 from __future__ import annotations
 

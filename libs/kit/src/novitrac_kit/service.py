@@ -1,8 +1,9 @@
 """What a Novitrac service is: a FastAPI app, its event handlers, its schema and its lifespan.
 
-Each service package exposes one :class:`Service` (``novitrac_billing.main:service``) and registers
-it under the ``novitrac.services`` entry point group, which is how ``novitrac run``, ``novitrac dev``
-and ``novitrac migrate`` find it. Only the runtime (:mod:`novitrac_kit.runtime`) reads settings.
+Each service package exposes one :class:`Service` (``novitrac_billing.main:service``) and
+registers it under the ``novitrac.services`` entry point group, which is how ``novitrac run``,
+``novitrac dev`` and ``novitrac migrate`` find it. Only the runtime (:mod:`novitrac_kit.runtime`)
+reads settings.
 """
 
 from __future__ import annotations

@@ -316,7 +316,6 @@ def _uuid(claims: Mapping[str, Any], name: str, *, required: bool) -> UUID | Non
         raise InvalidToken(f"claim {name} is not a UUID") from None
 
 
-
 bearer = HTTPBearer(auto_error=False, description="An access token issued by auth.")
 """The FastAPI security scheme reading ``Authorization: Bearer``."""
 

@@ -2,10 +2,9 @@
 
 from pathlib import Path
 
-from novitrac_kit.service import Database, Service
-
 from novitrac_auth.config import Settings
 from novitrac_auth.db import inbox, metadata, outbox
+from novitrac_kit.service import Database, Service
 
 service = Service(
     name="auth",

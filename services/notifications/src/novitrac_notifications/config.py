@@ -1,4 +1,4 @@
-"""Settings of the notifications service: the shared NOVITRAC_* ones plus its own NOTIFICATIONS_* ones."""
+"""Settings of the notifications service: shared NOVITRAC_* ones plus its own NOTIFICATIONS_*."""
 
 from pydantic_settings import SettingsConfigDict
 

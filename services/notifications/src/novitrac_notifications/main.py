@@ -3,7 +3,6 @@
 from pathlib import Path
 
 from novitrac_kit.service import Database, Service
-
 from novitrac_notifications.config import Settings
 from novitrac_notifications.db import inbox, metadata, outbox
 

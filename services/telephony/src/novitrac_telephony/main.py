@@ -3,7 +3,6 @@
 from pathlib import Path
 
 from novitrac_kit.service import Database, Service
-
 from novitrac_telephony.config import Settings
 from novitrac_telephony.db import inbox, metadata, outbox
 

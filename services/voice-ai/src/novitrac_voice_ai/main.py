@@ -3,7 +3,6 @@
 from pathlib import Path
 
 from novitrac_kit.service import Database, Service
-
 from novitrac_voice_ai.config import Settings
 from novitrac_voice_ai.db import inbox, metadata, outbox
 

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -50,6 +50,6 @@ async def database_url(server_database_url: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-def unique_name() -> Iterator[str]:
+def unique_name() -> str:
     """A short unique lowercase name for test-scoped broker and database objects."""
-    yield f"t{uuid.uuid4().hex[:10]}"
+    return f"t{uuid.uuid4().hex[:10]}"
