@@ -1,0 +1,687 @@
+"""The bus benchmark: domain events through the outbox relay and RabbitMQ, on this machine.
+
+Run ``uv run python bench/bus.py`` (``--quick`` for a smoke run, ``--help`` for the knobs). It
+creates a database and broker objects of its own (``bench_<hex>``), runs the scenarios below and
+removes everything again. A benchmark, not a test: it prints numbers and judges them against the
+targets, it never fails on them.
+
+The parts are the kit's own: writers commit events with :func:`novitrac_kit.outbox.add`, an
+:class:`~novitrac_kit.outbox.OutboxRelay` publishes them with confirms through
+:class:`~novitrac_kit.bus.rabbitmq.RabbitBus`, and a consumer subscribed through
+:meth:`~novitrac_kit.handlers.EventHandlers.subscription` handles each in one transaction that claims
+it in the inbox and writes its effect. As in production, where the producing service, its relay and
+the consuming service are separate processes, the writer, the relay and the consumer each run in a
+process of their own (the in-process comparison runs them in one).
+
+Scenarios:
+
+1. ``write``: the writers fill the outbox (relay and consumer stopped).
+2. ``publish``: the relay alone drains that backlog to RabbitMQ: the confirmed publish rate.
+3. ``consume``: the consumer alone drains the queue the relay filled: the consume rate.
+4. ``end to end``: writers, relay and consumer at once, from the first write to the last commit of
+   a handler's transaction.
+5. ``latency``: one writer paced at ``--rate`` events/s, one event per transaction; per event the
+   time from just before its transaction commits (a timestamp in the payload, read against the same
+   machine clock) to the start of its handler.
+6. ``in-process``: scenario 4 with the in-process transport, everything in one process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import platform
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from multiprocessing.queues import Queue
+from typing import Any, ClassVar
+
+import aio_pika
+import asyncpg
+from prometheus_client import REGISTRY
+from sqlalchemy import Column, Integer, Table, Uuid, func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from novitrac_contracts.envelope import Envelope, Event
+from novitrac_kit import db, inbox, outbox
+from novitrac_kit.bus import Delivery, EventBus, Subscription
+from novitrac_kit.bus.memory import InProcessBus
+from novitrac_kit.bus.rabbitmq import RabbitBus
+from novitrac_kit.handlers import EventHandlers, HandlerContext
+
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+END_TO_END_TARGET = 2000.0
+"""Events per second, confirmed end to end."""
+P99_TARGET_MS = 50.0
+"""Milliseconds, write to handler, at the paced rate."""
+
+PRODUCER = "bench"
+TIMEOUT = 600.0
+"""Seconds any one scenario may take before the benchmark gives up on it."""
+
+
+class BenchCallEnded(Event):
+    """Emitted by the benchmark's writers: shaped like ``telephony.call.ended.v1``."""
+
+    event_type: ClassVar[str] = "bench.call.ended.v1"
+
+    n: int
+    written_at: float
+    call_id: uuid.UUID
+    org_id: uuid.UUID
+    agent_id: uuid.UUID
+    status: str = "completed"
+    duration_s: int = 42
+    ended_reason: str | None = "remote_hung_up"
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Where everything lives; passed to each process.
+
+    Attributes:
+        database_url: the benchmark's own database.
+        amqp_url: the broker.
+        name: prefix of every schema, exchange and queue the benchmark creates.
+        prefetch: deliveries the consumer handles concurrently.
+        relay_batch: events the relay claims per transaction.
+    """
+
+    database_url: str
+    amqp_url: str
+    name: str
+    prefetch: int
+    relay_batch: int
+
+    @property
+    def producer_schema(self) -> str:
+        """The producing service's schema, holding the outbox."""
+        return f"{self.name}_producer"
+
+    @property
+    def consumer_schema(self) -> str:
+        """The consuming service's schema, holding the inbox and the handler's effects."""
+        return f"{self.name}_consumer"
+
+    @property
+    def queue(self) -> str:
+        """The consuming service's queue."""
+        return f"{self.name}.consumer"
+
+    @property
+    def exchanges(self) -> tuple[str, str, str]:
+        """The domain events, live signals and dead-letter exchanges."""
+        return f"{self.name}.events", f"{self.name}.live", f"{self.name}.dlx"
+
+
+@dataclass
+class Tables:
+    """The benchmark's tables, in the two services' schemas."""
+
+    outbox: Table
+    inbox: Table
+    effect: Table
+
+    @classmethod
+    def of(cls, setup: Setup) -> Tables:
+        """Define the tables of ``setup``'s schemas."""
+        producer = db.service_metadata(setup.producer_schema)
+        consumer = db.service_metadata(setup.consumer_schema)
+        effect = Table(
+            "effect",
+            consumer,
+            Column("event_id", Uuid, primary_key=True),
+            Column("n", Integer, nullable=False),
+        )
+        return cls(outbox.outbox_table(producer), inbox.inbox_table(consumer), effect)
+
+
+@dataclass(frozen=True)
+class Writes:
+    """How the writers write.
+
+    Attributes:
+        count: events in all.
+        per_transaction: events committed together.
+        concurrency: transactions in flight at once (concurrent requests of one service process).
+        rate: events per second when paced, else as fast as possible.
+        run: tag carried in each event, so that a scenario's consumer counts only its own.
+    """
+
+    count: int
+    per_transaction: int
+    concurrency: int
+    rate: float | None
+    run: int
+
+
+@dataclass
+class Span:
+    """When a role started and finished its part, in ``time.time()`` seconds."""
+
+    started: float
+    finished: float
+
+    @property
+    def seconds(self) -> float:
+        """The duration."""
+        return self.finished - self.started
+
+
+@dataclass
+class Consumed:
+    """What the consumer saw.
+
+    Attributes:
+        span: from subscribing (or the first handler, when ``from_first``) to the last commit.
+        latencies: write-to-handler seconds per event.
+    """
+
+    span: Span
+    latencies: list[float] = field(default_factory=list)
+
+
+def _bus(setup: Setup) -> RabbitBus:
+    events, live, dlx = setup.exchanges
+    return RabbitBus(
+        setup.amqp_url,
+        connection_name=f"{setup.name}.bench",
+        exchange=events,
+        live_exchange=live,
+        dead_letter_exchange=dlx,
+    )
+
+
+def _engine(setup: Setup, role: str) -> AsyncEngine:
+    return db.create_engine(setup.database_url, application_name=f"{setup.name}.{role}")
+
+
+async def _warm(engine: AsyncEngine, connections: int) -> None:
+    """Open ``connections`` pooled connections now rather than during the measurement."""
+    pool = [await engine.connect() for _ in range(connections)]
+    for connection in pool:
+        await connection.execute(text("SELECT 1"))
+        await connection.close()
+
+
+# --- the three roles -------------------------------------------------------------------------
+
+
+async def write(setup: Setup, engine: AsyncEngine, writes: Writes) -> Span:
+    """Commit ``writes.count`` events through :func:`outbox.add`; the span of the writing."""
+    table = Tables.of(setup).outbox
+    sessions = db.create_session_factory(engine)
+    org_id, agent_id = uuid.uuid4(), uuid.uuid4()
+    batches = iter(range(0, writes.count, writes.per_transaction))
+    started = time.time()
+    clock = time.perf_counter()
+
+    async def writer() -> None:
+        for first in batches:
+            if writes.rate:
+                delay = clock + first / writes.rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            last = min(first + writes.per_transaction, writes.count)
+            async with db.transaction(sessions) as session:
+                for n in range(first, last):
+                    event = BenchCallEnded(
+                        n=writes.run * 10_000_000 + n,
+                        written_at=time.time(),
+                        call_id=uuid.uuid4(),
+                        org_id=org_id,
+                        agent_id=agent_id,
+                    )
+                    await outbox.add(session, table, Envelope.wrap(event, producer=PRODUCER))
+
+    async with asyncio.TaskGroup() as group:
+        for _ in range(writes.concurrency):
+            group.create_task(writer())
+    return Span(started, time.time())
+
+
+async def relay(setup: Setup, engine: AsyncEngine, bus: EventBus, count: int) -> Span:
+    """Run an :class:`OutboxRelay` until it has published ``count`` more events."""
+    relay = outbox.OutboxRelay(engine, Tables.of(setup).outbox, bus, batch_size=setup.relay_batch)
+    labels = {"schema": setup.producer_schema}
+
+    def published() -> float:
+        return REGISTRY.get_sample_value("novitrac_outbox_published_total", labels) or 0.0
+
+    goal = published() + count
+    started = time.time()
+    await relay.start()
+    try:
+        while published() < goal:
+            await asyncio.sleep(0.002)
+        return Span(started, time.time())
+    finally:
+        await relay.stop()
+
+
+async def consume(
+    setup: Setup,
+    engine: AsyncEngine,
+    bus: EventBus,
+    count: int,
+    run: int,
+    *,
+    ready: Callable[[], Awaitable[None]] | None = None,
+) -> Consumed:
+    """Handle ``count`` events of ``run`` through :class:`EventHandlers`, inbox and all.
+
+    The span starts when the consumer subscribes and ends when the transaction of the last event
+    has committed (just before its ack). ``ready`` is awaited once it is subscribed.
+    """
+    tables = Tables.of(setup)
+    sessions = db.create_session_factory(engine)
+    handlers = EventHandlers()
+    started_at: dict[uuid.UUID, float] = {}
+    latencies: list[float] = []
+    done: set[uuid.UUID] = set()
+    finished = asyncio.Event()
+    low, high = run * 10_000_000, (run + 1) * 10_000_000
+
+    @handlers.on(BenchCallEnded)
+    async def record(event: BenchCallEnded, ctx: HandlerContext) -> None:
+        now = time.time()
+        await ctx.session.execute(insert(tables.effect).values(event_id=ctx.envelope.id, n=event.n))
+        if low <= event.n < high:
+            started_at[ctx.envelope.id] = now
+            latencies.append(now - event.written_at)
+
+    subscription = handlers.subscription(
+        queue=setup.queue, sessions=sessions, inbox=tables.inbox, prefetch=setup.prefetch
+    )
+
+    async def handle(delivery: Delivery) -> None:
+        await subscription.handler(delivery)
+        event_id = delivery.envelope.id
+        if event_id in started_at and event_id not in done:
+            done.add(event_id)
+            if len(done) == count:
+                finished.set()
+
+    await _warm(engine, min(setup.prefetch, 10))
+    started = time.time()
+    await bus.subscribe(
+        Subscription(
+            queue=subscription.queue,
+            patterns=subscription.patterns,
+            handler=handle,
+            prefetch=subscription.prefetch,
+            retry=subscription.retry,
+        )
+    )
+    if ready is not None:
+        await ready()
+    await asyncio.wait_for(finished.wait(), TIMEOUT)
+    return Consumed(Span(started, time.time()), latencies)
+
+
+# --- processes -------------------------------------------------------------------------------
+
+
+Report = Queue  # of (role, kind, value)
+
+
+def _child(role: str, setup: Setup, arguments: dict[str, Any], report: Report[Any]) -> None:
+    """Entry point of a benchmark process: run ``role`` and report ``ready`` and ``done``."""
+    asyncio.run(_run_role(role, setup, arguments, report))
+
+
+async def _run_role(
+    role: str, setup: Setup, arguments: dict[str, Any], report: Report[Any]
+) -> None:
+    engine = _engine(setup, role)
+    try:
+        if role == "writer":
+            await _warm(engine, arguments["writes"].concurrency)
+            report.put((role, "done", await write(setup, engine, arguments["writes"])))
+        elif role == "relay":
+            async with _bus(setup) as bus:
+                await _warm(engine, 1)
+                report.put((role, "ready", None))
+                report.put((role, "done", await relay(setup, engine, bus, arguments["count"])))
+        elif role == "consumer":
+            async with _bus(setup) as bus:
+
+                async def ready() -> None:
+                    report.put((role, "ready", None))
+
+                consumed = await consume(
+                    setup, engine, bus, arguments["count"], arguments["run"], ready=ready
+                )
+                report.put((role, "done", consumed))
+        elif role == "in-process":
+            report.put((role, "done", await _in_process(setup, engine, arguments["writes"])))
+        else:
+            raise ValueError(f"unknown role {role!r}")
+    except BaseException as error:
+        report.put((role, "failed", repr(error)))
+        raise
+    finally:
+        await engine.dispose()
+
+
+async def _in_process(setup: Setup, engine: AsyncEngine, writes: Writes) -> tuple[Span, Consumed]:
+    async with InProcessBus() as bus:
+        ready = asyncio.Event()
+
+        async def subscribed() -> None:
+            ready.set()
+
+        consumer = asyncio.create_task(
+            consume(setup, engine, bus, writes.count, writes.run, ready=subscribed)
+        )
+        relayed = asyncio.create_task(relay(setup, engine, bus, writes.count))
+        await ready.wait()
+        span = await write(setup, engine, writes)
+        await relayed
+        return span, await consumer
+
+
+class Processes:
+    """Starts role processes and collects what they report."""
+
+    def __init__(self, setup: Setup) -> None:
+        self._setup = setup
+        self._context = multiprocessing.get_context("spawn")
+        self._report: Report[Any] = self._context.Queue()
+        self._running: list[multiprocessing.process.BaseProcess] = []
+        self._pending: list[tuple[str, str, Any]] = []
+
+    def start(self, role: str, **arguments: Any) -> None:
+        """Start a process playing ``role``."""
+        process = self._context.Process(
+            target=_child, args=(role, self._setup, arguments, self._report), name=role
+        )
+        process.start()
+        self._running.append(process)
+
+    def wait(self, role: str, kind: str) -> Any:
+        """Block until ``role`` reports ``kind``; raise if any process reports a failure."""
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            for message in self._pending:
+                if message[:2] == (role, kind):
+                    self._pending.remove(message)
+                    return message[2]
+            message = self._report.get(timeout=max(0.0, deadline - time.monotonic()))
+            if message[1] == "failed":
+                raise RuntimeError(f"the {message[0]} process failed: {message[2]}")
+            self._pending.append(message)
+
+    def join(self) -> None:
+        """Wait for every started process to exit."""
+        for process in self._running:
+            process.join(timeout=60)
+            if process.is_alive():
+                process.terminate()
+        self._running.clear()
+
+
+# --- set-up, clean-up, machine ---------------------------------------------------------------
+
+
+async def create(setup: Setup, admin_url: str) -> None:
+    """Create the benchmark's database, schemas, tables and queue."""
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{setup.name}"')
+    finally:
+        await admin.close()
+    engine = _engine(setup, "setup")
+    tables = Tables.of(setup)
+    async with engine.begin() as connection:
+        for schema in (setup.producer_schema, setup.consumer_schema):
+            await connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        for table in (tables.outbox, tables.inbox, tables.effect):
+            await connection.run_sync(table.create)
+    await engine.dispose()
+    async with _bus(setup) as bus:
+        await bus.declare(setup.queue, [BenchCallEnded.event_type])
+
+
+async def remove(setup: Setup, admin_url: str) -> None:
+    """Drop the benchmark's database and delete its queues and exchanges."""
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{setup.name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+    connection = await aio_pika.connect(setup.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        for queue in (setup.queue, f"{setup.queue}.dlq"):
+            await channel.queue_delete(queue)
+        for exchange in setup.exchanges:
+            await channel.exchange_delete(exchange)
+
+
+async def tally(setup: Setup) -> tuple[int, int, int, int]:
+    """Events written, still unpublished, effects written, and distinct events with an effect."""
+    engine = _engine(setup, "tally")
+    tables = Tables.of(setup)
+    async with engine.connect() as connection:
+        written, unpublished = (
+            await connection.execute(
+                select(
+                    func.count(),
+                    func.count().filter(tables.outbox.c.published_at.is_(None)),
+                ).select_from(tables.outbox)
+            )
+        ).one()
+        effects, distinct = (
+            await connection.execute(
+                select(func.count(), func.count(tables.effect.c.event_id.distinct()))
+            )
+        ).one()
+    await engine.dispose()
+    return written, unpublished, effects, distinct
+
+
+async def versions(database_url: str, amqp_url: str) -> tuple[str, str]:
+    """The PostgreSQL and RabbitMQ server versions."""
+    database = await asyncpg.connect(database_url)
+    try:
+        postgres = str(await database.fetchval("SHOW server_version"))
+    finally:
+        await database.close()
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        properties = connection.transport.connection.server_properties
+        rabbitmq = str(properties.get("version", "unknown"))
+    return postgres, rabbitmq
+
+
+def machine() -> str:
+    """Cores, CPU model, memory and Python, on one line."""
+    model = "unknown CPU"
+    memory = "? GiB"
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next(
+                (line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")),
+                model,
+            )
+        with open("/proc/meminfo") as meminfo:
+            kib = int(next(line for line in meminfo if line.startswith("MemTotal")).split()[1])
+            memory = f"{kib / 2**20:.0f} GiB"
+    except OSError:
+        pass
+    return (
+        f"{os.cpu_count()} cores, {model}, {memory}, "
+        f"Python {platform.python_version()} ({platform.system()} {platform.release()})"
+    )
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The nearest-rank percentile of ``values``."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
+
+
+def row(name: str, events: int, seconds: float, note: str = "") -> None:
+    """Print one throughput line."""
+    print(f"  {name:<34} {events:>7} {seconds:>8.2f} s {events / seconds:>9,.0f} /s   {note}")
+
+
+def verdict(met: bool, target: str, actual: str) -> str:
+    """``target met`` or ``MISSED`` with the numbers."""
+    return f"target {target}: {'met' if met else 'MISSED'} ({actual})"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the arguments, run every scenario, print the results and clean up."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument("--events", type=int, default=20_000, help="events per throughput run")
+    parser.add_argument("--rate", type=float, default=200.0, help="paced events/s for latency")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of paced writing")
+    parser.add_argument("--per-transaction", type=int, default=10, help="events per write")
+    parser.add_argument("--writers", type=int, default=4, help="concurrent write transactions")
+    parser.add_argument("--prefetch", type=int, default=16, help="consumer's prefetch")
+    parser.add_argument("--relay-batch", type=int, default=500, help="relay's batch size")
+    parser.add_argument("--quick", action="store_true", help="2,000 events and 3 s of latency")
+    parser.add_argument("--no-in-process", action="store_true", help="skip the in-process run")
+    parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
+    parser.add_argument("--amqp-url", default=DEFAULT_AMQP_URL)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.events, args.duration = 2_000, 3.0
+
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    base, _, _ = args.database_url.rpartition("/")
+    setup = Setup(
+        database_url=f"{base}/{name}",
+        amqp_url=args.amqp_url,
+        name=name,
+        prefetch=args.prefetch,
+        relay_batch=args.relay_batch,
+    )
+    postgres, rabbitmq = asyncio.run(versions(args.database_url, args.amqp_url))
+    print(f"novitrac bus benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    print(f"  machine: {machine()}")
+    print(f"  servers: PostgreSQL {postgres}, RabbitMQ {rabbitmq} (same machine)")
+    print(
+        "  layout: writer, relay and consumer each in its own process (in-process run: one);"
+        f" writes: {args.writers} concurrent transactions of {args.per_transaction} events;"
+        f" relay batch {args.relay_batch}; consumer prefetch {args.prefetch},"
+        " one transaction per event (inbox claim + one effect row)"
+    )
+    print(f"  objects: database, schemas, exchanges and queue prefixed {name}")
+    asyncio.run(create(setup, args.database_url))
+    try:
+        results = run(setup, args)
+    finally:
+        asyncio.run(remove(setup, args.database_url))
+    written, unpublished, effects, distinct = results
+    print(
+        f"  check: {written} events written, {unpublished} unpublished, {effects} effects"
+        f" for {distinct} distinct events (each handled exactly once: "
+        f"{'yes' if effects == distinct == written and not unpublished else 'NO'})"
+    )
+
+
+def run(setup: Setup, args: argparse.Namespace) -> tuple[int, int, int, int]:
+    """Run the scenarios; return :func:`tally`'s counts taken before clean-up."""
+    count = args.events
+    processes = Processes(setup)
+    writes = Writes(count, args.per_transaction, args.writers, None, run=1)
+    print(f"\n  {'scenario':<34} {'events':>7} {'time':>10} {'rate':>11}")
+
+    try:
+        # 1 and 2: fill the outbox, then let the relay drain it.
+        processes.start("writer", writes=writes)
+        span = processes.wait("writer", "done")
+        row("1 write (outbox.add, committed)", count, span.seconds)
+        processes.start("relay", count=count)
+        processes.wait("relay", "ready")
+        span = processes.wait("relay", "done")
+        row("2 publish, confirmed (relay)", count, span.seconds)
+
+        # 3: drain the queue the relay filled.
+        processes.start("consumer", count=count, run=1)
+        consumed: Consumed = processes.wait("consumer", "done")
+        row("3 consume (inbox + effect, acked)", count, consumed.span.seconds)
+        processes.join()
+
+        # 4: all at once.
+        processes.start("consumer", count=count, run=2)
+        processes.wait("consumer", "ready")
+        processes.start("relay", count=count)
+        processes.wait("relay", "ready")
+        processes.start("writer", writes=Writes(count, args.per_transaction, args.writers, None, 2))
+        written = processes.wait("writer", "done")
+        published = processes.wait("relay", "done")
+        consumed = processes.wait("consumer", "done")
+        processes.join()
+        end_to_end = Span(written.started, consumed.span.finished)
+        rate = count / end_to_end.seconds
+        row(
+            "4 end to end (write -> handled)",
+            count,
+            end_to_end.seconds,
+            verdict(rate >= END_TO_END_TARGET, f">= {END_TO_END_TARGET:,.0f}/s", f"{rate:,.0f}/s"),
+        )
+        print(
+            f"  {'':<34} writes done at {written.seconds:.2f} s,"
+            f" relay at {published.finished - written.started:.2f} s"
+        )
+
+        # 5: paced, one event per transaction.
+        paced = round(args.rate * args.duration)
+        processes.start("consumer", count=paced, run=3)
+        processes.wait("consumer", "ready")
+        processes.start("relay", count=paced)
+        processes.wait("relay", "ready")
+        processes.start("writer", writes=Writes(paced, 1, 1, args.rate, run=3))
+        written = processes.wait("writer", "done")
+        consumed = processes.wait("consumer", "done")
+        processes.wait("relay", "done")
+        processes.join()
+        latencies = [1000 * seconds for seconds in consumed.latencies]
+        p50, p95, p99 = (percentile(latencies, f) for f in (0.50, 0.95, 0.99))
+        print(
+            f"  {'5 latency, write -> handler start':<34} {paced:>7} {written.seconds:>8.2f} s"
+            f" {paced / written.seconds:>9,.0f} /s   p50 {p50:.1f} ms, p95 {p95:.1f} ms,"
+            f" p99 {p99:.1f} ms, max {max(latencies):.1f} ms (mean"
+            f" {statistics.fmean(latencies):.1f})"
+        )
+        print(
+            f"  {'':<34} "
+            + verdict(p99 < P99_TARGET_MS, f"p99 < {P99_TARGET_MS:.0f} ms", f"{p99:.1f} ms")
+        )
+
+        # 6: the in-process transport, for comparison.
+        if not args.no_in_process:
+            processes.start(
+                "in-process", writes=Writes(count, args.per_transaction, args.writers, None, 4)
+            )
+            written, consumed = processes.wait("in-process", "done")
+            processes.join()
+            row(
+                "6 in-process end to end",
+                count,
+                consumed.span.finished - written.started,
+                "writer, relay and consumer in one process, in-process bus",
+            )
+        return asyncio.run(tally(setup))
+    finally:
+        processes.join()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
