@@ -196,6 +196,9 @@ class ForwardingBus(EventBus):
     ) -> None:
         await self.inner.publish(envelope, headers=headers)
 
+    async def declare(self, queue: str, patterns: Sequence[str]) -> None:
+        await self.inner.declare(queue, patterns)
+
     async def subscribe(self, subscription: Subscription) -> None:
         await self.inner.subscribe(subscription)
 

@@ -21,7 +21,7 @@ from novitrac_kit import migrations
 from novitrac_kit.bus.memory import InProcessBus
 from novitrac_kit.config import load_settings
 from novitrac_kit.runtime import create_app
-from novitrac_kit.service import Service
+from novitrac_kit.service import Service, declare_queues
 from novitrac_kit.telemetry import configure_logging, configure_tracing, instrument_httpx
 
 logger = logging.getLogger(__name__)
@@ -99,6 +99,7 @@ async def _serve(
     await bus.start()
     servers = []
     try:
+        await declare_queues(bus, services)
         for service in services:
             settings = load_settings(service.settings)
             app = create_app(service, settings=settings, bus=bus, owns_bus=False)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter
 from sqlalchemy import MetaData, Table
 
-from novitrac_kit.bus import RetryPolicy
+from novitrac_kit.bus import EventBus, RetryPolicy
 from novitrac_kit.config import ServiceSettings
 from novitrac_kit.handlers import EventHandlers
 
@@ -96,4 +96,14 @@ def discover() -> dict[str, Service]:
     return found
 
 
-__all__ = ["ENTRY_POINT_GROUP", "Database", "Service", "discover"]
+async def declare_queues(bus: EventBus, services: Sequence[Service]) -> None:
+    """Declare the queue of every service that consumes events, before any of them publishes.
+
+    Without this, an event published while its consumer has never run would be routed nowhere.
+    """
+    for service in services:
+        if service.handlers.event_types:
+            await bus.declare(service.name, service.handlers.event_types)
+
+
+__all__ = ["ENTRY_POINT_GROUP", "Database", "Service", "declare_queues", "discover"]

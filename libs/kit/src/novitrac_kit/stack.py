@@ -19,8 +19,9 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from novitrac_kit import migrations
+from novitrac_kit.bus.rabbitmq import RabbitBus
 from novitrac_kit.dsn import asyncpg_url
-from novitrac_kit.service import Service
+from novitrac_kit.service import Service, declare_queues
 
 
 async def ensure_database(url: str) -> None:
@@ -39,6 +40,7 @@ async def ensure_database(url: str) -> None:
 def run_stack(services: list[Service], *, database_url: str, amqp_url: str) -> int:
     """Migrate, start every service, and wait; returns the exit code for the command."""
     asyncio.run(ensure_database(database_url))
+    asyncio.run(_declare_queues(services, amqp_url))
     for service in services:
         if service.database is not None:
             migrations.upgrade(service.database.migrations, database_url)
@@ -82,6 +84,11 @@ def run_stack(services: list[Service], *, database_url: str, amqp_url: str) -> i
             print(f"{name} exited with {code}")  # noqa: T201
             failed = 1
     return failed
+
+
+async def _declare_queues(services: list[Service], amqp_url: str) -> None:
+    async with RabbitBus(amqp_url, connection_name="novitrac-stack") as bus:
+        await declare_queues(bus, services)
 
 
 def _port(services: list[Service], name: str) -> int:

@@ -165,6 +165,14 @@ class EventBus(ABC):
         """
 
     @abstractmethod
+    async def declare(self, queue: str, patterns: Sequence[str]) -> None:
+        """Declare a consuming queue, its bindings and its dead-letter queue, without consuming.
+
+        The queue keeps what is routed to it from then on, so events published before its
+        consumer first starts are not lost.
+        """
+
+    @abstractmethod
     async def subscribe(self, subscription: Subscription) -> None:
         """Declare the queue, its bindings and its dead-letter queue, and start consuming."""
 
