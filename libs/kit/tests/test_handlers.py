@@ -28,6 +28,7 @@ from novitrac_kit.bus import (
     Subscription,
 )
 from novitrac_kit.handlers import EventHandlers, HandlerContext
+from novitrac_kit.testing.waiting import eventually
 
 pytestmark = pytest.mark.postgres
 
@@ -68,24 +69,12 @@ class Store:
 
 
 @pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = db.create_engine(database_url, application_name="kit-tests.handlers")
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
 async def store(engine: AsyncEngine, unique_name: str) -> Store:
     store = Store(unique_name)
     async with engine.begin() as connection:
         await connection.execute(text(f'CREATE SCHEMA "{unique_name}"'))
         await connection.run_sync(store.metadata.create_all)
     return store
-
-
-@pytest.fixture
-def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return db.create_session_factory(engine)
 
 
 def ordered(quantity: int = 1) -> Envelope:
@@ -351,14 +340,6 @@ def counting(subscription: Subscription, handled: list[Delivery]) -> Subscriptio
             handled.append(delivery)
 
     return dataclasses.replace(subscription, handler=handler)
-
-
-async def eventually(condition: Callable[[], Awaitable[bool]], *, within: float = 20.0) -> None:
-    async with asyncio.timeout(within):
-        while True:
-            if await condition():
-                return
-            await asyncio.sleep(0.02)
 
 
 class TestBehindTheBus:

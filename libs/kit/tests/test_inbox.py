@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import Table, func, select, text
@@ -15,13 +14,6 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = db.create_engine(database_url, application_name="kit-tests.inbox")
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
 async def table(engine: AsyncEngine, unique_name: str) -> Table:
     metadata = db.service_metadata(unique_name)
     table = inbox.inbox_table(metadata)
@@ -29,11 +21,6 @@ async def table(engine: AsyncEngine, unique_name: str) -> Table:
         await connection.execute(text(f'CREATE SCHEMA "{unique_name}"'))
         await connection.run_sync(metadata.create_all)
     return table
-
-
-@pytest.fixture
-def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return db.create_session_factory(engine)
 
 
 async def claim_in_transaction(

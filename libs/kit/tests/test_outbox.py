@@ -40,6 +40,7 @@ from novitrac_kit.bus import (
 from novitrac_kit.dsn import asyncpg_url
 from novitrac_kit.handlers import EventHandlers, HandlerContext
 from novitrac_kit.outbox import OutboxRelay
+from novitrac_kit.testing.waiting import eventually
 
 pytestmark = pytest.mark.postgres
 
@@ -68,18 +69,6 @@ class Schema:
         self.effects = Table(
             "effects", self.metadata, Column("id", Integer, primary_key=True), Column("n", Integer)
         )
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = db.create_engine(database_url, application_name="kit-tests.outbox")
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
-def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return db.create_session_factory(engine)
 
 
 @pytest.fixture
@@ -256,14 +245,6 @@ async def rows(sessions: async_sessionmaker[AsyncSession], schema: Schema) -> di
     async with sessions() as session:
         result = await session.execute(select(schema.outbox))
         return {row.id: row for row in result}
-
-
-async def eventually(condition: Callable[[], Awaitable[bool]], *, within: float = 20.0) -> None:
-    async with asyncio.timeout(within):
-        while True:
-            if await condition():
-                return
-            await asyncio.sleep(0.02)
 
 
 async def all_published(sessions: async_sessionmaker[AsyncSession], schema: Schema) -> bool:

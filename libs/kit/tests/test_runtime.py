@@ -6,9 +6,8 @@ transaction; ``auditor`` consumes the event into its own schema. Each test runs 
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from novitrac_kit.runtime import ContextDep, IdentityDep, SessionDep, create_app
 from novitrac_kit.service import Database, Service
 from novitrac_kit.telemetry import configure_tracing
 from novitrac_kit.testing.tokens import JwksServer, TokenIssuer
+from novitrac_kit.testing.waiting import eventually
 
 TRACE_ID = 0x4BF92F3577B34DA6A3CE929D0E0E4736
 TRACEPARENT = f"00-{TRACE_ID:032x}-00f067aa0ba902b7-01"
@@ -80,14 +80,6 @@ class Platform:
                 return int((await connection.execute(query)).scalar_one())
         finally:
             await engine.dispose()
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], *, within: float = 20.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,8 @@
   (``postgresql+asyncpg://``), dropped at the end;
 * ``amqp_url``: the broker's URL;
 * ``unique_name``: a short unique string for exchange, queue and schema names, so tests sharing
-  one broker or database never see each other's messages or tables.
+  one broker or database never see each other's messages or tables;
+* ``engine`` and ``sessions``: the kit's engine and session factory on ``database_url``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from novitrac_kit import db
 from novitrac_kit.dsn import sqlalchemy_url
 from novitrac_kit.testing import infrastructure
 
@@ -53,3 +56,17 @@ async def database_url(server_database_url: str) -> AsyncIterator[str]:
 def unique_name() -> str:
     """A short unique lowercase name for test-scoped broker and database objects."""
     return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """The kit's engine on the test's database (``application_name`` ``tests``)."""
+    engine = db.create_engine(database_url, application_name="tests")
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """The kit's session factory on the test's database."""
+    return db.create_session_factory(engine)
