@@ -375,6 +375,7 @@ class TestRelay:
             await write(sessions, schema, thing())
         await relays(bus)
 
+        await eventually(lambda: all_published(sessions, schema))
         await drain(bus, received)
         [delivery] = received.deliveries
         trace_id = format(span.get_span_context().trace_id, "032x")
