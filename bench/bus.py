@@ -8,10 +8,10 @@ targets, it never fails on them.
 The parts are the kit's own: writers commit events with :func:`novitrac_kit.outbox.add`, an
 :class:`~novitrac_kit.outbox.OutboxRelay` publishes them with confirms through
 :class:`~novitrac_kit.bus.rabbitmq.RabbitBus`, and a consumer subscribed through
-:meth:`~novitrac_kit.handlers.EventHandlers.subscription` handles each in one transaction that claims
-it in the inbox and writes its effect. As in production, where the producing service, its relay and
-the consuming service are separate processes, the writer, the relay and the consumer each run in a
-process of their own (the in-process comparison runs them in one).
+:meth:`~novitrac_kit.handlers.EventHandlers.subscription` handles each in one transaction that
+claims it in the inbox and writes its effect. As in production, where the producing service, its
+relay and the consuming service are separate processes, the writer, the relay and the consumer each
+run in a process of their own (the in-process comparison runs them in one).
 
 Scenarios:
 
@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import multiprocessing
 import os
 import platform
-import statistics
 import sys
 import time
 import uuid
@@ -41,12 +41,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Event as EventType
 from typing import Any, ClassVar
 
 import aio_pika
 import asyncpg
-from prometheus_client import REGISTRY
-from sqlalchemy import Column, Integer, Table, Uuid, func, insert, select, text
+from sqlalchemy import Column, Insert, Integer, Table, Uuid, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from novitrac_contracts.envelope import Envelope, Event
@@ -130,6 +130,8 @@ class Tables:
     outbox: Table
     inbox: Table
     effect: Table
+    effect_insert: Insert
+    """The handler's write, built once as a hot path's statement should be."""
 
     @classmethod
     def of(cls, setup: Setup) -> Tables:
@@ -142,7 +144,9 @@ class Tables:
             Column("event_id", Uuid, primary_key=True),
             Column("n", Integer, nullable=False),
         )
-        return cls(outbox.outbox_table(producer), inbox.inbox_table(consumer), effect)
+        return cls(
+            outbox.outbox_table(producer), inbox.inbox_table(consumer), effect, insert(effect)
+        )
 
 
 @dataclass(frozen=True)
@@ -166,10 +170,11 @@ class Writes:
 
 @dataclass
 class Span:
-    """When a role started and finished its part, in ``time.time()`` seconds."""
+    """When a role started and finished its part (``time.time()`` seconds), and its CPU seconds."""
 
     started: float
     finished: float
+    cpu: float = 0.0
 
     @property
     def seconds(self) -> float:
@@ -216,13 +221,23 @@ async def _warm(engine: AsyncEngine, connections: int) -> None:
 # --- the three roles -------------------------------------------------------------------------
 
 
-async def write(setup: Setup, engine: AsyncEngine, writes: Writes) -> Span:
+Gate = Callable[[], Awaitable[None]]
+"""Awaited by a role once it is set up, just before the part that is measured."""
+
+
+async def _open(_: None = None) -> None:
+    """The gate of a role that need not wait for anyone."""
+
+
+async def write(setup: Setup, engine: AsyncEngine, writes: Writes, gate: Gate = _open) -> Span:
     """Commit ``writes.count`` events through :func:`outbox.add`; the span of the writing."""
     table = Tables.of(setup).outbox
     sessions = db.create_session_factory(engine)
     org_id, agent_id = uuid.uuid4(), uuid.uuid4()
     batches = iter(range(0, writes.count, writes.per_transaction))
-    started = time.time()
+    await _warm(engine, writes.concurrency)
+    await gate()
+    started, cpu = time.time(), time.process_time()
     clock = time.perf_counter()
 
     async def writer() -> None:
@@ -246,24 +261,33 @@ async def write(setup: Setup, engine: AsyncEngine, writes: Writes) -> Span:
     async with asyncio.TaskGroup() as group:
         for _ in range(writes.concurrency):
             group.create_task(writer())
-    return Span(started, time.time())
+    return Span(started, time.time(), time.process_time() - cpu)
 
 
-async def relay(setup: Setup, engine: AsyncEngine, bus: EventBus, count: int) -> Span:
+async def relay(
+    setup: Setup, engine: AsyncEngine, bus: EventBus, count: int, gate: Gate = _open
+) -> Span:
     """Run an :class:`OutboxRelay` until it has published ``count`` more events."""
     relay = outbox.OutboxRelay(engine, Tables.of(setup).outbox, bus, batch_size=setup.relay_batch)
-    labels = {"schema": setup.producer_schema}
 
     def published() -> float:
-        return REGISTRY.get_sample_value("novitrac_outbox_published_total", labels) or 0.0
+        # This one metric's samples only: collecting the whole registry would read /proc each time.
+        samples = next(iter(outbox.OUTBOX_PUBLISHED.collect())).samples
+        return sum(
+            sample.value
+            for sample in samples
+            if sample.name.endswith("_total") and sample.labels["schema"] == setup.producer_schema
+        )
 
     goal = published() + count
-    started = time.time()
+    await _warm(engine, 1)
+    await gate()
+    started, cpu = time.time(), time.process_time()
     await relay.start()
     try:
-        while published() < goal:
-            await asyncio.sleep(0.002)
-        return Span(started, time.time())
+        while published() < goal:  # noqa: ASYNC110 - a counter, nothing to wait on
+            await asyncio.sleep(0.005)
+        return Span(started, time.time(), time.process_time() - cpu)
     finally:
         await relay.stop()
 
@@ -274,13 +298,12 @@ async def consume(
     bus: EventBus,
     count: int,
     run: int,
-    *,
-    ready: Callable[[], Awaitable[None]] | None = None,
+    gate: Gate = _open,
 ) -> Consumed:
     """Handle ``count`` events of ``run`` through :class:`EventHandlers`, inbox and all.
 
     The span starts when the consumer subscribes and ends when the transaction of the last event
-    has committed (just before its ack). ``ready`` is awaited once it is subscribed.
+    has committed (just before its ack).
     """
     tables = Tables.of(setup)
     sessions = db.create_session_factory(engine)
@@ -294,7 +317,7 @@ async def consume(
     @handlers.on(BenchCallEnded)
     async def record(event: BenchCallEnded, ctx: HandlerContext) -> None:
         now = time.time()
-        await ctx.session.execute(insert(tables.effect).values(event_id=ctx.envelope.id, n=event.n))
+        await ctx.session.execute(tables.effect_insert, {"event_id": ctx.envelope.id, "n": event.n})
         if low <= event.n < high:
             started_at[ctx.envelope.id] = now
             latencies.append(now - event.written_at)
@@ -312,7 +335,8 @@ async def consume(
                 finished.set()
 
     await _warm(engine, min(setup.prefetch, 10))
-    started = time.time()
+    await gate()
+    started, cpu = time.time(), time.process_time()
     await bus.subscribe(
         Subscription(
             queue=subscription.queue,
@@ -322,10 +346,8 @@ async def consume(
             retry=subscription.retry,
         )
     )
-    if ready is not None:
-        await ready()
     await asyncio.wait_for(finished.wait(), TIMEOUT)
-    return Consumed(Span(started, time.time()), latencies)
+    return Consumed(Span(started, time.time(), time.process_time() - cpu), latencies)
 
 
 # --- processes -------------------------------------------------------------------------------
@@ -334,79 +356,88 @@ async def consume(
 Report = Queue  # of (role, kind, value)
 
 
-def _child(role: str, setup: Setup, arguments: dict[str, Any], report: Report[Any]) -> None:
-    """Entry point of a benchmark process: run ``role`` and report ``ready`` and ``done``."""
-    asyncio.run(_run_role(role, setup, arguments, report))
-
-
-async def _run_role(
-    role: str, setup: Setup, arguments: dict[str, Any], report: Report[Any]
+def _child(
+    role: str, setup: Setup, arguments: dict[str, Any], report: Report[Any], go: EventType
 ) -> None:
-    engine = _engine(setup, role)
+    """A role's process: set up, report ``ready``, wait for ``go``, report ``done``."""
+
+    async def gate() -> None:
+        report.put((role, "ready", None))
+        await asyncio.to_thread(go.wait)
+
     try:
-        if role == "writer":
-            await _warm(engine, arguments["writes"].concurrency)
-            report.put((role, "done", await write(setup, engine, arguments["writes"])))
-        elif role == "relay":
-            async with _bus(setup) as bus:
-                await _warm(engine, 1)
-                report.put((role, "ready", None))
-                report.put((role, "done", await relay(setup, engine, bus, arguments["count"])))
-        elif role == "consumer":
-            async with _bus(setup) as bus:
-
-                async def ready() -> None:
-                    report.put((role, "ready", None))
-
-                consumed = await consume(
-                    setup, engine, bus, arguments["count"], arguments["run"], ready=ready
-                )
-                report.put((role, "done", consumed))
-        elif role == "in-process":
-            report.put((role, "done", await _in_process(setup, engine, arguments["writes"])))
-        else:
-            raise ValueError(f"unknown role {role!r}")
+        report.put((role, "done", asyncio.run(_play(role, setup, arguments, gate))))
     except BaseException as error:
         report.put((role, "failed", repr(error)))
         raise
+
+
+async def _play(role: str, setup: Setup, arguments: dict[str, Any], gate: Gate) -> Any:
+    engine = _engine(setup, role)
+    try:
+        if role == "writer":
+            return await write(setup, engine, arguments["writes"], gate)
+        if role == "in-process":
+            return await _in_process(setup, engine, arguments["writes"], gate)
+        async with _bus(setup) as bus:
+            if role == "relay":
+                return await relay(setup, engine, bus, arguments["count"], gate)
+            if role == "consumer":
+                return await consume(
+                    setup, engine, bus, arguments["count"], arguments["run"], gate
+                )
+        raise ValueError(f"unknown role {role!r}")
     finally:
         await engine.dispose()
 
 
-async def _in_process(setup: Setup, engine: AsyncEngine, writes: Writes) -> tuple[Span, Consumed]:
+async def _in_process(
+    setup: Setup, engine: AsyncEngine, writes: Writes, gate: Gate
+) -> tuple[Span, Consumed]:
     async with InProcessBus() as bus:
-        ready = asyncio.Event()
-
-        async def subscribed() -> None:
-            ready.set()
-
-        consumer = asyncio.create_task(
-            consume(setup, engine, bus, writes.count, writes.run, ready=subscribed)
-        )
-        relayed = asyncio.create_task(relay(setup, engine, bus, writes.count))
-        await ready.wait()
-        span = await write(setup, engine, writes)
-        await relayed
-        return span, await consumer
+        await bus.declare(setup.queue, [BenchCallEnded.event_type])
+        await gate()
+        async with asyncio.TaskGroup() as group:
+            consumed = group.create_task(consume(setup, engine, bus, writes.count, writes.run))
+            group.create_task(relay(setup, engine, bus, writes.count))
+            written = await write(setup, engine, writes)
+        return written, consumed.result()
 
 
 class Processes:
-    """Starts role processes and collects what they report."""
+    """Starts role processes, lets them go together, and collects what they report."""
 
     def __init__(self, setup: Setup) -> None:
         self._setup = setup
         self._context = multiprocessing.get_context("spawn")
         self._report: Report[Any] = self._context.Queue()
         self._running: list[multiprocessing.process.BaseProcess] = []
+        self._waiting: list[tuple[str, EventType]] = []
         self._pending: list[tuple[str, str, Any]] = []
 
     def start(self, role: str, **arguments: Any) -> None:
-        """Start a process playing ``role``."""
+        """Start a process playing ``role``; it waits for :meth:`go` once set up."""
+        go = self._context.Event()
         process = self._context.Process(
-            target=_child, args=(role, self._setup, arguments, self._report), name=role
+            target=_child, args=(role, self._setup, arguments, self._report, go), name=role
         )
         process.start()
         self._running.append(process)
+        self._waiting.append((role, go))
+
+    def go(self) -> CpuSample | None:
+        """Wait until every started role is set up, then let them all go.
+
+        Returns:
+            The machine's CPU counters at the moment they went.
+        """
+        for role, _ in self._waiting:
+            self.wait(role, "ready")
+        sample = CpuSample.now()
+        for _, go in self._waiting:
+            go.set()
+        self._waiting.clear()
+        return sample
 
     def wait(self, role: str, kind: str) -> Any:
         """Block until ``role`` reports ``kind``; raise if any process reports a failure."""
@@ -499,7 +530,8 @@ async def versions(database_url: str, amqp_url: str) -> tuple[str, str]:
         await database.close()
     connection = await aio_pika.connect(amqp_url)
     async with connection:
-        properties = connection.transport.connection.server_properties
+        transport = connection.transport
+        properties = transport.connection.server_properties if transport else {}
         rabbitmq = str(properties.get("version", "unknown"))
     return postgres, rabbitmq
 
@@ -510,10 +542,8 @@ def machine() -> str:
     memory = "? GiB"
     try:
         with open("/proc/cpuinfo") as cpuinfo:
-            model = next(
-                (line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")),
-                model,
-            )
+            models = (line.split(":", 1)[1] for line in cpuinfo if line.startswith("model name"))
+            model = next(models, model).strip()
         with open("/proc/meminfo") as meminfo:
             kib = int(next(line for line in meminfo if line.startswith("MemTotal")).split()[1])
             memory = f"{kib / 2**20:.0f} GiB"
@@ -523,6 +553,65 @@ def machine() -> str:
         f"{os.cpu_count()} cores, {model}, {memory}, "
         f"Python {platform.python_version()} ({platform.system()} {platform.release()})"
     )
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """CPU seconds used so far by PostgreSQL's processes, RabbitMQ's, and the whole machine."""
+
+    postgres: float
+    rabbitmq: float
+    busy: float
+    total: float
+
+    @classmethod
+    def now(cls) -> CpuSample | None:
+        """Read ``/proc``; None where there is none."""
+        tick = os.sysconf("SC_CLK_TCK")
+        used = {"postgres": 0, "beam.smp": 0}
+        try:
+            with open("/proc/stat") as stat:
+                fields = [int(value) for value in stat.readline().split()[1:]]
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    with open(f"/proc/{pid}/stat") as process:
+                        line = process.read()
+                except OSError:
+                    continue  # it ended meanwhile
+                name = line[line.index("(") + 1 : line.rindex(")")]
+                if name in used:
+                    # utime, stime, and those of its waited-for children: a PostgreSQL backend
+                    # that ended is counted in the postmaster's.
+                    used[name] += sum(int(v) for v in line[line.rindex(")") + 2 :].split()[11:15])
+        except OSError:
+            return None
+        idle = fields[3] + fields[4]
+        busy = sum(fields[:8]) - idle
+        return cls(
+            used["postgres"] / tick, used["beam.smp"] / tick, busy / tick, (busy + idle) / tick
+        )
+
+
+def cpu_line(
+    events: int, before: CpuSample | None, after: CpuSample | None, roles: dict[str, float]
+) -> str:
+    """Microseconds of CPU per event by role and server, and how busy the machine was."""
+    parts = dict(roles)
+    if before is not None and after is not None:
+        parts["PostgreSQL"] = after.postgres - before.postgres
+        parts["RabbitMQ"] = after.rabbitmq - before.rabbitmq
+    ours = sum(parts.values())
+    text = ", ".join(f"{name} {1e6 * seconds / events:,.0f}" for name, seconds in parts.items())
+    line = f"CPU per event (µs): {text}; sum {1e6 * ours / events:,.0f}"
+    if before is not None and after is not None:
+        cores = os.cpu_count() or 1
+        wall = (after.total - before.total) / cores
+        busy = after.busy - before.busy
+        line += (
+            f"; machine {100 * busy / (after.total - before.total):.0f}% busy over"
+            f" {cores} cores, {100 * max(0.0, busy - ours) / (cores * wall):.0f}% of it others"
+        )
+    return line
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -536,23 +625,28 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def row(name: str, events: int, seconds: float, note: str = "") -> None:
     """Print one throughput line."""
-    print(f"  {name:<34} {events:>7} {seconds:>8.2f} s {events / seconds:>9,.0f} /s   {note}")
+    print(f"  {name:<36} {events:>7} {seconds:>8.2f} s {events / seconds:>9,.0f} /s   {note}")
+
+
+def detail(text: str) -> None:
+    """Print a line under the previous row."""
+    print(f"  {'':<38}{text}")
 
 
 def verdict(met: bool, target: str, actual: str) -> str:
-    """``target met`` or ``MISSED`` with the numbers."""
+    """``target ... met`` or ``MISSED``, with the actual figure."""
     return f"target {target}: {'met' if met else 'MISSED'} ({actual})"
 
 
 def main(argv: list[str] | None = None) -> None:
     """Parse the arguments, run every scenario, print the results and clean up."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n", 1)[0])
     parser.add_argument("--events", type=int, default=20_000, help="events per throughput run")
     parser.add_argument("--rate", type=float, default=200.0, help="paced events/s for latency")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of paced writing")
     parser.add_argument("--per-transaction", type=int, default=10, help="events per write")
     parser.add_argument("--writers", type=int, default=4, help="concurrent write transactions")
-    parser.add_argument("--prefetch", type=int, default=16, help="consumer's prefetch")
+    parser.add_argument("--prefetch", type=int, default=None, help="consumer's prefetch")
     parser.add_argument("--relay-batch", type=int, default=500, help="relay's batch size")
     parser.add_argument("--quick", action="store_true", help="2,000 events and 3 s of latency")
     parser.add_argument("--no-in-process", action="store_true", help="skip the in-process run")
@@ -561,6 +655,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.quick:
         args.events, args.duration = 2_000, 3.0
+    if args.prefetch is None:
+        args.prefetch = inspect.signature(EventHandlers.subscription).parameters["prefetch"].default
 
     name = f"bench_{uuid.uuid4().hex[:10]}"
     base, _, _ = args.database_url.rpartition("/")
@@ -573,111 +669,111 @@ def main(argv: list[str] | None = None) -> None:
     )
     postgres, rabbitmq = asyncio.run(versions(args.database_url, args.amqp_url))
     print(f"novitrac bus benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    print(f"  command: {' '.join([os.path.basename(sys.executable), *sys.argv])}")
     print(f"  machine: {machine()}")
-    print(f"  servers: PostgreSQL {postgres}, RabbitMQ {rabbitmq} (same machine)")
+    print(f"  servers: PostgreSQL {postgres}, RabbitMQ {rabbitmq} (quorum queue), same machine")
     print(
-        "  layout: writer, relay and consumer each in its own process (in-process run: one);"
-        f" writes: {args.writers} concurrent transactions of {args.per_transaction} events;"
-        f" relay batch {args.relay_batch}; consumer prefetch {args.prefetch},"
-        " one transaction per event (inbox claim + one effect row)"
+        "  layout:  writer, relay and consumer each in its own process (6: all in one);"
+        f" writer: {args.writers} concurrent transactions of {args.per_transaction} events;"
+        f" relay batch {args.relay_batch}; consumer prefetch {args.prefetch}, one transaction"
+        " per event (inbox claim + one effect row), acked after commit"
     )
-    print(f"  objects: database, schemas, exchanges and queue prefixed {name}")
+    print(f"  objects: database, schemas, exchanges and queues named {name}*")
     asyncio.run(create(setup, args.database_url))
     try:
-        results = run(setup, args)
+        counts = run(setup, args)
     finally:
         asyncio.run(remove(setup, args.database_url))
-    written, unpublished, effects, distinct = results
+    written, unpublished, effects, distinct = counts
+    exact = effects == distinct == written and not unpublished
     print(
-        f"  check: {written} events written, {unpublished} unpublished, {effects} effects"
-        f" for {distinct} distinct events (each handled exactly once: "
-        f"{'yes' if effects == distinct == written and not unpublished else 'NO'})"
+        f"  check: {written:,} events written, {unpublished} left unpublished, {effects:,} effects"
+        f" of {distinct:,} distinct events: each handled exactly once: {'yes' if exact else 'NO'}"
     )
 
 
 def run(setup: Setup, args: argparse.Namespace) -> tuple[int, int, int, int]:
-    """Run the scenarios; return :func:`tally`'s counts taken before clean-up."""
-    count = args.events
+    """Run the scenarios; return :func:`tally`'s counts, taken before clean-up."""
+    count, per, writers = args.events, args.per_transaction, args.writers
     processes = Processes(setup)
-    writes = Writes(count, args.per_transaction, args.writers, None, run=1)
-    print(f"\n  {'scenario':<34} {'events':>7} {'time':>10} {'rate':>11}")
-
+    print(f"\n  {'scenario':<36} {'events':>7} {'time':>10} {'rate':>11}")
     try:
-        # 1 and 2: fill the outbox, then let the relay drain it.
-        processes.start("writer", writes=writes)
-        span = processes.wait("writer", "done")
-        row("1 write (outbox.add, committed)", count, span.seconds)
-        processes.start("relay", count=count)
-        processes.wait("relay", "ready")
-        span = processes.wait("relay", "done")
-        row("2 publish, confirmed (relay)", count, span.seconds)
+        # 1 and 2: fill the outbox, then let the relay alone drain it.
+        processes.start("writer", writes=Writes(count, per, writers, None, run=1))
+        before = processes.go()
+        written: Span = processes.wait("writer", "done")
+        after = CpuSample.now()
+        row("1 write (outbox.add, commit)", count, written.seconds)
+        detail(cpu_line(count, before, after, {"writer": written.cpu}))
 
-        # 3: drain the queue the relay filled.
+        processes.start("relay", count=count)
+        before = processes.go()
+        published: Span = processes.wait("relay", "done")
+        after = CpuSample.now()
+        row("2 publish, confirmed (relay)", count, published.seconds)
+        detail(cpu_line(count, before, after, {"relay": published.cpu}))
+
+        # 3: the consumer alone drains what the relay published.
         processes.start("consumer", count=count, run=1)
+        before = processes.go()
         consumed: Consumed = processes.wait("consumer", "done")
-        row("3 consume (inbox + effect, acked)", count, consumed.span.seconds)
+        after = CpuSample.now()
+        row("3 consume (inbox + effect, ack)", count, consumed.span.seconds)
+        detail(cpu_line(count, before, after, {"consumer": consumed.span.cpu}))
         processes.join()
 
-        # 4: all at once.
+        # 4: all three at once.
         processes.start("consumer", count=count, run=2)
-        processes.wait("consumer", "ready")
         processes.start("relay", count=count)
-        processes.wait("relay", "ready")
-        processes.start("writer", writes=Writes(count, args.per_transaction, args.writers, None, 2))
+        processes.start("writer", writes=Writes(count, per, writers, None, run=2))
+        before = processes.go()
         written = processes.wait("writer", "done")
         published = processes.wait("relay", "done")
         consumed = processes.wait("consumer", "done")
+        after = CpuSample.now()
         processes.join()
-        end_to_end = Span(written.started, consumed.span.finished)
-        rate = count / end_to_end.seconds
+        confirmed = published.finished - written.started
+        handled = consumed.span.finished - written.started
+        row("4 end to end: write -> confirmed", count, confirmed)
+        rate = count / handled
+        target = f">= {END_TO_END_TARGET:,.0f}/s"
         row(
-            "4 end to end (write -> handled)",
+            "  end to end: write -> handled",
             count,
-            end_to_end.seconds,
-            verdict(rate >= END_TO_END_TARGET, f">= {END_TO_END_TARGET:,.0f}/s", f"{rate:,.0f}/s"),
+            handled,
+            verdict(rate >= END_TO_END_TARGET, target, f"{rate:,.0f}/s"),
         )
-        print(
-            f"  {'':<34} writes done at {written.seconds:.2f} s,"
-            f" relay at {published.finished - written.started:.2f} s"
-        )
+        detail(f"(the writer alone took {written.seconds:.2f} s)")
+        roles = {"writer": written.cpu, "relay": published.cpu, "consumer": consumed.span.cpu}
+        detail(cpu_line(count, before, after, roles))
 
         # 5: paced, one event per transaction.
         paced = round(args.rate * args.duration)
         processes.start("consumer", count=paced, run=3)
-        processes.wait("consumer", "ready")
         processes.start("relay", count=paced)
-        processes.wait("relay", "ready")
         processes.start("writer", writes=Writes(paced, 1, 1, args.rate, run=3))
+        processes.go()
         written = processes.wait("writer", "done")
         consumed = processes.wait("consumer", "done")
         processes.wait("relay", "done")
         processes.join()
         latencies = [1000 * seconds for seconds in consumed.latencies]
         p50, p95, p99 = (percentile(latencies, f) for f in (0.50, 0.95, 0.99))
-        print(
-            f"  {'5 latency, write -> handler start':<34} {paced:>7} {written.seconds:>8.2f} s"
-            f" {paced / written.seconds:>9,.0f} /s   p50 {p50:.1f} ms, p95 {p95:.1f} ms,"
-            f" p99 {p99:.1f} ms, max {max(latencies):.1f} ms (mean"
-            f" {statistics.fmean(latencies):.1f})"
+        row(
+            "5 latency: write -> handler start",
+            paced,
+            written.seconds,
+            f"p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms, max {max(latencies):.1f} ms",
         )
-        print(
-            f"  {'':<34} "
-            + verdict(p99 < P99_TARGET_MS, f"p99 < {P99_TARGET_MS:.0f} ms", f"{p99:.1f} ms")
-        )
+        detail(verdict(p99 < P99_TARGET_MS, f"p99 < {P99_TARGET_MS:.0f} ms", f"{p99:.1f} ms"))
 
         # 6: the in-process transport, for comparison.
         if not args.no_in_process:
-            processes.start(
-                "in-process", writes=Writes(count, args.per_transaction, args.writers, None, 4)
-            )
+            processes.start("in-process", writes=Writes(count, per, writers, None, run=4))
+            processes.go()
             written, consumed = processes.wait("in-process", "done")
             processes.join()
-            row(
-                "6 in-process end to end",
-                count,
-                consumed.span.finished - written.started,
-                "writer, relay and consumer in one process, in-process bus",
-            )
+            row("6 in-process: write -> handled", count, consumed.span.finished - written.started)
         return asyncio.run(tally(setup))
     finally:
         processes.join()

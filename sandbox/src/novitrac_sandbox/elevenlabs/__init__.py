@@ -1,0 +1,1 @@
+"""The elevenlabs stand-in."""
