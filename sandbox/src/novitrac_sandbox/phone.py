@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Utterance:
-    """The caller speaks ``text`` from ``at`` seconds after the call is answered, for ``duration``."""
+    """The caller says ``text`` from ``at`` seconds after the answer, for ``duration`` seconds."""
 
     text: str
     at: float
