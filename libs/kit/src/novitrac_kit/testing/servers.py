@@ -5,16 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import uvicorn
 
-
-class _QuietServer(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
+from novitrac_kit.serving import SharedSignalServer, bind
 
 
 @contextlib.asynccontextmanager
@@ -23,12 +19,10 @@ async def running(app: Any, *, host: str = "127.0.0.1", port: int = 0) -> AsyncI
 
     With ``port=0`` the operating system picks a free port.
     """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    sock = bind(host, port)
     bound_port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_config=None, access_log=False, ws_ping_interval=None)
-    server = _QuietServer(config)
+    server = SharedSignalServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:
