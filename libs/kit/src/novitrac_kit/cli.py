@@ -11,6 +11,7 @@ from pathlib import Path
 
 from novitrac_kit.config import SettingsError
 from novitrac_kit.service import Service, discover
+from novitrac_kit.serving import ServingError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -20,7 +21,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     services = discover()
     try:
         result: int = args.command(args, services)
-    except SettingsError as error:
+    except (SettingsError, ServingError) as error:
         print(f"novitrac: {error}", file=sys.stderr)  # noqa: T201
         return 2
     except KeyboardInterrupt:
@@ -87,6 +88,33 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("NOVITRAC_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
     )
     stack.set_defaults(command=_stack)
+
+    sandbox = commands.add_parser(
+        "sandbox", help="local stand-ins for Twilio, ElevenLabs, Stripe and SMTP until Ctrl-C"
+    )
+    sandbox.add_argument(
+        "--host",
+        default=os.environ.get("NOVITRAC_SANDBOX_HOST", "127.0.0.1"),
+        help="address every stand-in listens on and advertises (default: 127.0.0.1)",
+    )
+    sandbox.add_argument(
+        "--port-offset",
+        type=int,
+        default=int(os.environ.get("NOVITRAC_SANDBOX_PORT_OFFSET", "0")),
+        help="added to every port (control 8100, twilio 8101, elevenlabs 8102, stripe 8103, "
+        "smtp 2525)",
+    )
+    sandbox.add_argument(
+        "--stripe-webhook-url",
+        default=os.environ.get("NOVITRAC_SANDBOX_STRIPE_WEBHOOK_URL"),
+        help="where Stripe events are posted (default: not sent)",
+    )
+    sandbox.add_argument(
+        "--elevenlabs-webhook-url",
+        default=os.environ.get("NOVITRAC_SANDBOX_ELEVENLABS_WEBHOOK_URL"),
+        help="where ElevenLabs post-call webhooks are posted (default: not sent)",
+    )
+    sandbox.set_defaults(command=_sandbox)
 
     services = commands.add_parser("services", help="list the installed services and their ports")
     services.set_defaults(command=_list)
@@ -158,6 +186,27 @@ def _stack(args: argparse.Namespace, services: dict[str, Service]) -> int:
     return run_stack(
         list(services.values()), database_url=args.database_url, amqp_url=args.amqp_url
     )
+
+
+def _sandbox(args: argparse.Namespace, services: dict[str, Service]) -> int:
+    try:
+        from novitrac_sandbox.config import SandboxConfig
+        from novitrac_sandbox.main import offset_config, run
+    except ModuleNotFoundError as error:
+        if error.name != "novitrac_sandbox":
+            raise
+        raise SystemExit(
+            "novitrac sandbox needs the novitrac-sandbox package: "
+            "`uv sync` (or `pip install novitrac-sandbox`)"
+        ) from error
+    config = offset_config(
+        SandboxConfig(),
+        host=args.host,
+        port_offset=args.port_offset,
+        stripe_webhook_url=args.stripe_webhook_url,
+        elevenlabs_webhook_url=args.elevenlabs_webhook_url,
+    )
+    return run(config)
 
 
 def _list(args: argparse.Namespace, services: dict[str, Service]) -> int:
