@@ -17,6 +17,7 @@ from novitrac_kit.service import discover
 
 PORT_OFFSET = 300  # away from a developer's own `make dev`
 STARTUP_DEADLINE = 120.0
+SANDBOX_CONTROL_PORT = 8100
 
 
 class DevProcess:
@@ -70,6 +71,12 @@ async def test_dev_mode_serves_every_service_and_keeps_data(tmp_path: Path) -> N
                 assert (await client.get(f"{base}/healthz")).status_code == 200, service.name
                 ready = await client.get(f"{base}/readyz")
                 assert ready.status_code == 200, (service.name, ready.text)
+            sandbox = await client.get(
+                f"http://127.0.0.1:{SANDBOX_CONTROL_PORT + PORT_OFFSET}/",
+                headers={"Accept": "application/json"},
+            )
+            assert sandbox.status_code == 200
+            assert {"twilio", "elevenlabs", "stripe"} <= set(sandbox.json()["providers"])
         connection = await asyncpg.connect(database_url)
         try:
             await connection.execute(
