@@ -55,6 +55,7 @@ from novitrac_kit.bus import Delivery, EventBus, Subscription
 from novitrac_kit.bus.memory import InProcessBus
 from novitrac_kit.bus.rabbitmq import RabbitBus
 from novitrac_kit.handlers import EventHandlers, HandlerContext
+from novitrac_kit.telemetry import configure_tracing
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -94,6 +95,7 @@ class Setup:
         name: prefix of every schema, exchange and queue the benchmark creates.
         prefetch: deliveries the consumer handles concurrently.
         relay_batch: events the relay claims per transaction.
+        tracing: record spans as a service does (no exporter), or run without an SDK.
     """
 
     database_url: str
@@ -101,6 +103,7 @@ class Setup:
     name: str
     prefetch: int
     relay_batch: int
+    tracing: bool
 
     @property
     def producer_schema(self) -> str:
@@ -373,6 +376,8 @@ def _child(
 
 
 async def _play(role: str, setup: Setup, arguments: dict[str, Any], gate: Gate) -> Any:
+    if setup.tracing:
+        configure_tracing(f"bench-{role}", otlp_endpoint=None)
     engine = _engine(setup, role)
     try:
         if role == "writer":
@@ -383,9 +388,7 @@ async def _play(role: str, setup: Setup, arguments: dict[str, Any], gate: Gate) 
             if role == "relay":
                 return await relay(setup, engine, bus, arguments["count"], gate)
             if role == "consumer":
-                return await consume(
-                    setup, engine, bus, arguments["count"], arguments["run"], gate
-                )
+                return await consume(setup, engine, bus, arguments["count"], arguments["run"], gate)
         raise ValueError(f"unknown role {role!r}")
     finally:
         await engine.dispose()
@@ -649,6 +652,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--prefetch", type=int, default=None, help="consumer's prefetch")
     parser.add_argument("--relay-batch", type=int, default=500, help="relay's batch size")
     parser.add_argument("--quick", action="store_true", help="2,000 events and 3 s of latency")
+    parser.add_argument(
+        "--no-tracing", action="store_true", help="no OpenTelemetry SDK (services have one)"
+    )
     parser.add_argument("--no-in-process", action="store_true", help="skip the in-process run")
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     parser.add_argument("--amqp-url", default=DEFAULT_AMQP_URL)
@@ -666,6 +672,7 @@ def main(argv: list[str] | None = None) -> None:
         name=name,
         prefetch=args.prefetch,
         relay_batch=args.relay_batch,
+        tracing=not args.no_tracing,
     )
     postgres, rabbitmq = asyncio.run(versions(args.database_url, args.amqp_url))
     print(f"novitrac bus benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
@@ -676,7 +683,8 @@ def main(argv: list[str] | None = None) -> None:
         "  layout:  writer, relay and consumer each in its own process (6: all in one);"
         f" writer: {args.writers} concurrent transactions of {args.per_transaction} events;"
         f" relay batch {args.relay_batch}; consumer prefetch {args.prefetch}, one transaction"
-        " per event (inbox claim + one effect row), acked after commit"
+        " per event (inbox claim + one effect row), acked after commit;"
+        f" {'spans recorded (sampled 1.0, not exported)' if setup.tracing else 'no tracing SDK'}"
     )
     print(f"  objects: database, schemas, exchanges and queues named {name}*")
     asyncio.run(create(setup, args.database_url))
@@ -752,10 +760,11 @@ def run(setup: Setup, args: argparse.Namespace) -> tuple[int, int, int, int]:
         processes.start("consumer", count=paced, run=3)
         processes.start("relay", count=paced)
         processes.start("writer", writes=Writes(paced, 1, 1, args.rate, run=3))
-        processes.go()
+        before = processes.go()
         written = processes.wait("writer", "done")
         consumed = processes.wait("consumer", "done")
-        processes.wait("relay", "done")
+        published = processes.wait("relay", "done")
+        after = CpuSample.now()
         processes.join()
         latencies = [1000 * seconds for seconds in consumed.latencies]
         p50, p95, p99 = (percentile(latencies, f) for f in (0.50, 0.95, 0.99))
@@ -766,6 +775,8 @@ def run(setup: Setup, args: argparse.Namespace) -> tuple[int, int, int, int]:
             f"p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms, max {max(latencies):.1f} ms",
         )
         detail(verdict(p99 < P99_TARGET_MS, f"p99 < {P99_TARGET_MS:.0f} ms", f"{p99:.1f} ms"))
+        roles = {"writer": written.cpu, "relay": published.cpu, "consumer": consumed.span.cpu}
+        detail(cpu_line(paced, before, after, roles))
 
         # 6: the in-process transport, for comparison.
         if not args.no_in_process:

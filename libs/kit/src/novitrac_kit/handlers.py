@@ -97,7 +97,7 @@ class EventHandlers:
         sessions: async_sessionmaker[AsyncSession],
         inbox: Table,
         retry: RetryPolicy | None = None,
-        prefetch: int = 16,
+        prefetch: int = 8,
     ) -> Subscription:
         """The subscription that feeds the service's queue to these handlers.
 
@@ -111,7 +111,9 @@ class EventHandlers:
             sessions: the service's session factory.
             inbox: its inbox table, from :func:`novitrac_kit.inbox.inbox_table`.
             retry: redelivery policy for handlers that raise; the bus default when None.
-            prefetch: deliveries handled concurrently.
+            prefetch: deliveries handled concurrently, each in a transaction of its own; keep it
+                below the engine's pool size (10 by default), or every delivery beyond the pool
+                opens (and then closes) a database connection of its own.
         """
         if not self._registrations:
             raise ValueError("no event handlers are registered")

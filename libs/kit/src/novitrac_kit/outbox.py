@@ -28,8 +28,11 @@ from sqlalchemy import (
     Select,
     Table,
     Text,
+    Update,
     Uuid,
+    any_,
     bindparam,
+    cast,
     delete,
     func,
     insert,
@@ -37,8 +40,9 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from novitrac_contracts.envelope import Envelope
 from novitrac_kit.bus import EventBus, PublishFailed
@@ -239,17 +243,13 @@ class OutboxRelay:
         Raises:
             PublishFailed: events were claimed but none of them could be published.
         """
+        async with self._engine.connect() as connection:
+            return await self._relay_batch(connection)
+
+    async def _relay_batch(self, connection: AsyncConnection) -> int:
         table = self._table
-        async with self._engine.begin() as connection:
-            claimed = (
-                await connection.execute(
-                    select(table.c.id, table.c.envelope, table.c.headers)
-                    .where(table.c.published_at.is_(None))
-                    .order_by(table.c.created_at)
-                    .limit(self._batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
+        async with connection.begin():
+            claimed = (await connection.execute(_claim_statement(table, self._batch_size))).all()
             if not claimed:
                 return 0
             errors = await asyncio.gather(
@@ -263,28 +263,12 @@ class OutboxRelay:
             ]
             lags: list[float] = []
             if published:
-                lags = list(
-                    (
-                        await connection.execute(
-                            update(table)
-                            .where(table.c.id.in_(published))
-                            .values(
-                                published_at=func.clock_timestamp(),
-                                attempts=table.c.attempts + 1,
-                            )
-                            .returning(
-                                func.extract("epoch", table.c.published_at - table.c.created_at)
-                            )
-                        )
-                    ).scalars()
+                marked = await connection.execute(
+                    _mark_published_statement(table), {"ids": [str(id_) for id_ in published]}
                 )
+                lags = list(marked.scalars())
             if failed:
-                await connection.execute(
-                    update(table)
-                    .where(table.c.id == bindparam("b_id"))
-                    .values(attempts=table.c.attempts + 1, last_error=bindparam("b_error")),
-                    failed,
-                )
+                await connection.execute(_mark_failed_statement(table), failed)
         OUTBOX_PUBLISHED.labels(self._name).inc(len(published))
         lag_seconds = OUTBOX_LAG_SECONDS.labels(self._name)
         for lag in lags:
@@ -318,30 +302,44 @@ class OutboxRelay:
         return None
 
     async def _relay_continuously(self) -> None:
+        # While events keep coming, batches reuse one connection: checking one out of the pool
+        # costs round trips of its own (the pre-ping), which at a few events per batch is most of
+        # the batch. It goes back to the pool after an error and once a poll interval passes idle.
         loop = asyncio.get_running_loop()
         next_purge = loop.time()
         failures = 0
-        while not self._stopping.is_set():
-            if loop.time() >= next_purge:
-                next_purge = loop.time() + self._purge_interval
-                await self._purge_quietly()
-            self._wake.clear()
-            try:
-                published = await self.relay_once()
-            except Exception as error:
-                failures += 1
-                delay = min(self._max_backoff, self._min_backoff * 2 ** (failures - 1))
-                logger.warning(
-                    "outbox.relay.backoff",
-                    extra={"schema": self._name, "delay": delay, "error": repr(error)},
-                )
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), delay)
-                continue
-            failures = 0
-            if published < self._batch_size:
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+        connection: AsyncConnection | None = None
+        try:
+            while not self._stopping.is_set():
+                if loop.time() >= next_purge:
+                    next_purge = loop.time() + self._purge_interval
+                    await self._purge_quietly()
+                self._wake.clear()
+                try:
+                    if connection is None:
+                        connection = await self._engine.connect()
+                    published = await self._relay_batch(connection)
+                except Exception as error:
+                    await _release(connection)
+                    connection = None
+                    failures += 1
+                    delay = min(self._max_backoff, self._min_backoff * 2 ** (failures - 1))
+                    logger.warning(
+                        "outbox.relay.backoff",
+                        extra={"schema": self._name, "delay": delay, "error": repr(error)},
+                    )
+                    with suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), delay)
+                    continue
+                failures = 0
+                if published < self._batch_size:
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+                    except TimeoutError:
+                        await _release(connection)
+                        connection = None
+        finally:
+            await _release(connection)
 
     async def _purge_quietly(self) -> None:
         try:
@@ -391,6 +389,47 @@ class OutboxRelay:
                 await asyncio.wait_for(lost.wait(), LISTEN_KEEPALIVE)
             if not lost.is_set():
                 await connection.fetchval("SELECT 1", timeout=LISTEN_KEEPALIVE)
+
+
+async def _release(connection: AsyncConnection | None) -> None:
+    """Return ``connection`` to its pool (which discards it if it is broken)."""
+    if connection is not None:
+        with suppress(Exception):
+            await connection.close()
+
+
+@functools.cache
+def _claim_statement(table: Table, limit: int) -> Select[Any]:
+    return (
+        select(table.c.id, table.c.envelope, table.c.headers)
+        .where(table.c.published_at.is_(None))
+        .order_by(table.c.created_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+
+
+@functools.cache
+def _mark_published_statement(table: Table) -> ReturningUpdate[tuple[Any]]:
+    # One array parameter rather than an IN list: the same prepared statement for any batch size.
+    # It is sent as text[], which asyncpg encodes without first querying the server's catalogue
+    # for the uuid[] type on every new connection.
+    ids = cast(bindparam("ids", type_=ARRAY(Text)), ARRAY(Uuid))
+    return (
+        update(table)
+        .where(table.c.id == any_(ids))
+        .values(published_at=func.clock_timestamp(), attempts=table.c.attempts + 1)
+        .returning(func.extract("epoch", table.c.published_at - table.c.created_at))
+    )
+
+
+@functools.cache
+def _mark_failed_statement(table: Table) -> Update:
+    return (
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values(attempts=table.c.attempts + 1, last_error=bindparam("b_error"))
+    )
 
 
 __all__ = [
