@@ -36,7 +36,8 @@ class SandboxConfig:
         stripe_secret_keys: the secret keys accepted.
         stripe_webhook_url: where Stripe events go (None: not sent).
         stripe_webhook_secret: HMAC secret of the ``Stripe-Signature`` header.
-        realtime: pace audio at real time (20 ms per frame); tests of logic may speed it up.
+        realtime: pace the ElevenLabs agent's audio at real time; tests of logic may speed it up.
+            Twilio media streams are always paced at 20 ms a frame, as the real ones are.
     """
 
     host: str = "127.0.0.1"
