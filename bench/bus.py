@@ -24,12 +24,17 @@ Scenarios:
    time from just before its transaction commits (a timestamp in the payload, read against the same
    machine clock) to the start of its handler.
 6. ``in-process``: scenario 4 with the in-process transport, everything in one process.
+
+Under a scenario, a line gives the CPU spent per event by each role's process and by every
+PostgreSQL and RabbitMQ process (from ``/proc``), and how busy the machine was meanwhile, with the
+share of processes that are none of these, so that a busy neighbour shows in the numbers.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import inspect
 import multiprocessing
 import os
@@ -96,6 +101,7 @@ class Setup:
         prefetch: deliveries the consumer handles concurrently.
         relay_batch: events the relay claims per transaction.
         tracing: record spans as a service does (no exporter), or run without an SDK.
+        gc_freeze: move what a process holds once set up out of the garbage collector's sight.
     """
 
     database_url: str
@@ -104,6 +110,7 @@ class Setup:
     prefetch: int
     relay_batch: int
     tracing: bool
+    gc_freeze: bool
 
     @property
     def producer_schema(self) -> str:
@@ -190,8 +197,8 @@ class Consumed:
     """What the consumer saw.
 
     Attributes:
-        span: from subscribing (or the first handler, when ``from_first``) to the last commit.
-        latencies: write-to-handler seconds per event.
+        span: from subscribing to the commit of the last event's transaction.
+        latencies: seconds from each event's write to the start of its handler.
     """
 
     span: Span
@@ -228,8 +235,8 @@ Gate = Callable[[], Awaitable[None]]
 """Awaited by a role once it is set up, just before the part that is measured."""
 
 
-async def _open(_: None = None) -> None:
-    """The gate of a role that need not wait for anyone."""
+async def _open() -> None:
+    """The gate of a role that waits for no one."""
 
 
 async def write(setup: Setup, engine: AsyncEngine, writes: Writes, gate: Gate = _open) -> Span:
@@ -365,6 +372,10 @@ def _child(
     """A role's process: set up, report ``ready``, wait for ``go``, report ``done``."""
 
     async def gate() -> None:
+        if setup.gc_freeze:
+            # Full collections otherwise walk every object of the libraries, ~0.1 s here each.
+            gc.collect()
+            gc.freeze()
         report.put((role, "ready", None))
         await asyncio.to_thread(go.wait)
 
@@ -655,6 +666,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--no-tracing", action="store_true", help="no OpenTelemetry SDK (services have one)"
     )
+    parser.add_argument(
+        "--gc-freeze", action="store_true", help="gc.freeze() each process once it is set up"
+    )
     parser.add_argument("--no-in-process", action="store_true", help="skip the in-process run")
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     parser.add_argument("--amqp-url", default=DEFAULT_AMQP_URL)
@@ -673,20 +687,26 @@ def main(argv: list[str] | None = None) -> None:
         prefetch=args.prefetch,
         relay_batch=args.relay_batch,
         tracing=not args.no_tracing,
+        gc_freeze=args.gc_freeze,
     )
     postgres, rabbitmq = asyncio.run(versions(args.database_url, args.amqp_url))
     print(f"novitrac bus benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
-    print(f"  command: {' '.join([os.path.basename(sys.executable), *sys.argv])}")
-    print(f"  machine: {machine()}")
-    print(f"  servers: PostgreSQL {postgres}, RabbitMQ {rabbitmq} (quorum queue), same machine")
+    print(f"  command:  {' '.join([os.path.basename(sys.executable), *sys.argv])}")
+    print(f"  machine:  {machine()}")
+    print(f"  servers:  PostgreSQL {postgres}, RabbitMQ {rabbitmq}, on the same machine")
+    tracing = "spans recorded (sampled 1.0, not exported)" if setup.tracing else "no tracing SDK"
+    print("  layout:   writer, relay and consumer each in a process of its own (6: all in one)")
     print(
-        "  layout:  writer, relay and consumer each in its own process (6: all in one);"
-        f" writer: {args.writers} concurrent transactions of {args.per_transaction} events;"
-        f" relay batch {args.relay_batch}; consumer prefetch {args.prefetch}, one transaction"
-        " per event (inbox claim + one effect row), acked after commit;"
-        f" {'spans recorded (sampled 1.0, not exported)' if setup.tracing else 'no tracing SDK'}"
+        f"  writer:   {args.writers} concurrent transactions of {args.per_transaction} events"
+        " (5: one writer, one event per transaction)"
     )
-    print(f"  objects: database, schemas, exchanges and queues named {name}*")
+    print(f"  relay:    batches of up to {args.relay_batch}, publisher confirms, quorum queue")
+    print(
+        f"  consumer: prefetch {args.prefetch}, one transaction per event (inbox claim and one"
+        " effect row), acked after commit"
+    )
+    print(f"  process:  {tracing}; gc {'frozen after set-up' if setup.gc_freeze else 'as is'}")
+    print(f"  objects:  database, schemas, exchanges and queues named {name}*")
     asyncio.run(create(setup, args.database_url))
     try:
         counts = run(setup, args)

@@ -8,9 +8,12 @@ id for bus events, the provider and its event id for webhooks (``("stripe", "evt
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, MetaData, Table, Text, func
+import functools
+
+from sqlalchemy import Column, DateTime, MetaData, Table, Text, bindparam, func
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert
 
 
 def inbox_table(metadata: MetaData) -> Table:
@@ -33,14 +36,21 @@ async def claim(session: AsyncSession, table: Table, *, source: str, message_id:
     Returns:
         True the first time (go on and handle it), False when it was already handled.
     """
-    statement = (
+    result = await session.execute(
+        _claim_statement(table), {"claim_source": source, "claim_message_id": message_id}
+    )
+    return result.first() is not None
+
+
+@functools.cache
+def _claim_statement(table: Table) -> ReturningInsert[tuple[str]]:
+    # Built once per table: building and caching it anew costs more than running it.
+    return (
         insert(table)
-        .values(source=source, message_id=message_id)
+        .values(source=bindparam("claim_source"), message_id=bindparam("claim_message_id"))
         .on_conflict_do_nothing()
         .returning(table.c.message_id)
     )
-    result = await session.execute(statement)
-    return result.first() is not None
 
 
 __all__ = ["claim", "inbox_table"]
