@@ -83,7 +83,7 @@ def client(base_url: str) -> AsyncElevenLabs:
     return AsyncElevenLabs(api_key=SANDBOX_ELEVENLABS_API_KEY, base_url=base_url)
 
 
-SPEC = Path("/work/shared/specs/elevenlabs/agent.asyncapi.yaml")
+SPEC = Path(__file__).resolve().parents[1] / "specs" / "elevenlabs" / "agent.asyncapi.yaml"
 
 
 class Contract:

@@ -1,28 +1,22 @@
 """The objects the sandbox serves have the shapes of Stripe's own fixtures.
 
 Every field the sandbox sends exists in Stripe's canonical fixture of that object, with a value of
-the same JSON kind, and the fields a Stripe integration reads are all present. The fixtures live
-outside the repository (``../shared/specs/stripe/fixtures3.json``, or ``$NOVITRAC_SPECS_DIR``).
+the same JSON kind, and the fields a Stripe integration reads are all present. The fixtures are
+Stripe's own, vendored under ``sandbox/tests/specs/stripe/``.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from novitrac_sandbox.config import SANDBOX_STRIPE_SECRET_KEY
 
 from .conftest import Sandbox
 
-SPECS = Path(os.environ.get("NOVITRAC_SPECS_DIR", Path(__file__).parents[4] / "shared" / "specs"))
-FIXTURES = SPECS / "stripe" / "fixtures3.json"
-
-pytestmark = pytest.mark.skipif(not FIXTURES.exists(), reason=f"no Stripe fixtures at {FIXTURES}")
+FIXTURES = Path(__file__).resolve().parents[1] / "specs" / "stripe" / "fixtures3.json"
 
 AUTH = {"Authorization": f"Bearer {SANDBOX_STRIPE_SECRET_KEY}"}
 

@@ -27,7 +27,7 @@ from novitrac_sandbox.config import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, San
 from novitrac_sandbox.phone import PhoneBook
 from novitrac_sandbox.twilio.app import create_app
 
-SPEC = Path(__file__).resolve().parents[4] / "shared" / "specs" / "twilio" / "twilio_api_v2010.json"
+SPEC = Path(__file__).resolve().parents[1] / "specs" / "twilio" / "twilio_api_v2010.json"
 
 
 @dataclass
