@@ -34,12 +34,13 @@ from novitrac_kit.handlers import EventHandlers, HandlerContext
 from novitrac_kit.inbox import inbox_table
 from novitrac_kit.runtime import ContextDep, IdentityDep, SessionDep, create_app
 from novitrac_kit.service import Database, Service
-from novitrac_kit.telemetry import configure_tracing
+from novitrac_kit.telemetry import configure_tracing, current_service
 from novitrac_kit.testing.tokens import JwksServer, TokenIssuer
 from novitrac_kit.testing.waiting import eventually
 
 TRACE_ID = 0x4BF92F3577B34DA6A3CE929D0E0E4736
 TRACEPARENT = f"00-{TRACE_ID:032x}-00f067aa0ba902b7-01"
+SERVICES_SEEN_BY_HANDLERS: list[str] = []
 
 
 class NoteAdded(Event):
@@ -136,6 +137,7 @@ def auditor_service(name: str) -> Service:
 
     @handlers.on(NoteAdded)
     async def record(event: NoteAdded, context: HandlerContext) -> None:
+        SERVICES_SEEN_BY_HANDLERS.append(current_service())
         trace_id = f"{trace.get_current_span().get_span_context().trace_id:032x}"
         await context.session.execute(
             sa.insert(audit).values(note_id=event.note_id, trace_id=trace_id)
@@ -236,6 +238,7 @@ async def test_an_event_written_by_a_request_reaches_the_consumer_once(
 
     await eventually(audited)
     assert (await platform.audited())[0].note_id == note_id
+    assert SERVICES_SEEN_BY_HANDLERS[-1].endswith("-auditor"), "logs name the consuming service"
 
 
 async def test_the_request_trace_continues_into_the_consumer(

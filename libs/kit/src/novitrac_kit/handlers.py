@@ -28,6 +28,7 @@ from novitrac_contracts.envelope import Envelope, Event
 from novitrac_kit import inbox
 from novitrac_kit.bus import Delivery, PermanentFailure, RetryPolicy, Subscription
 from novitrac_kit.db import transaction
+from novitrac_kit.telemetry import service_scope
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +120,9 @@ class EventHandlers:
             raise ValueError("no event handlers are registered")
 
         async def handle(delivery: Delivery) -> None:
-            await self._handle(delivery, queue=queue, sessions=sessions, inbox_table=inbox)
+            # Deliveries run in the bus's tasks, not the service's: name the service for logs/spans.
+            with service_scope(queue):
+                await self._handle(delivery, queue=queue, sessions=sessions, inbox_table=inbox)
 
         return Subscription(
             queue=queue,
