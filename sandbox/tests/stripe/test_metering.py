@@ -24,14 +24,14 @@ async def _meter(sandbox: Sandbox) -> stripe.billing.Meter:
 
 
 async def _report(
-    sandbox: Sandbox, customer: str, value: str, identifier: str
+    sandbox: Sandbox, customer: str, value: str, identifier: str, timestamp: int | None = None
 ) -> stripe.billing.MeterEvent:
     return await sandbox.client.v1.billing.meter_events.create_async(
         {
             "event_name": "call_minutes",
             "payload": {"stripe_customer_id": customer, "value": value},
             "identifier": identifier,
-            "timestamp": int(time.time()),
+            "timestamp": int(time.time()) if timestamp is None else timestamp,
         },
         {"idempotency_key": identifier},
     )
@@ -43,12 +43,15 @@ async def test_meter_events_are_recorded_once_per_identifier(sandbox: Sandbox) -
     assert meter.id.startswith("mtr_")
     assert meter.status == "active"
 
-    event = await _report(sandbox, customer.id, "3", "call-CA1")
+    # A replay must send the very same parameters, and two readings of the clock can straddle
+    # a second: one timestamp for both.
+    at = int(time.time())
+    event = await _report(sandbox, customer.id, "3", "call-CA1", at)
     assert event.object == "billing.meter_event"
     assert event.identifier == "call-CA1"
     assert event.payload.to_dict() == {"stripe_customer_id": customer.id, "value": "3"}
 
-    replayed = await _report(sandbox, customer.id, "3", "call-CA1")
+    replayed = await _report(sandbox, customer.id, "3", "call-CA1", at)
     assert replayed.created == event.created
 
     with pytest.raises(stripe.InvalidRequestError) as duplicate:
