@@ -2,8 +2,8 @@
 
 Each service package exposes one :class:`Service` (``novitrac_billing.main:service``) and
 registers it under the ``novitrac.services`` entry point group, which is how ``novitrac run``,
-``novitrac dev`` and ``novitrac migrate`` find it. Only the runtime (:mod:`novitrac_kit.runtime`)
-reads settings.
+``novitrac dev`` and ``novitrac migrate`` find it. A definition reads no settings: the commands
+that run it (:mod:`novitrac_kit.process`, :mod:`novitrac_kit.devmode`) load them.
 """
 
 from __future__ import annotations
