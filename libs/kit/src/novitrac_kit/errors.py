@@ -32,3 +32,28 @@ class Conflict(DomainError):
 
     status_code = 409
     code = "conflict"
+
+
+class Unauthorized(DomainError):
+    """The caller did not prove who they are (or the proof is wrong); says nothing more."""
+
+    status_code = 401
+    code = "unauthorized"
+
+
+class Forbidden(DomainError):
+    """The caller is known but may not do this (role, or a read-only key writing)."""
+
+    status_code = 403
+    code = "forbidden"
+
+
+class TooManyRequests(DomainError):
+    """The caller is over a rate limit; ``Retry-After`` says when to try again."""
+
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message, headers={"Retry-After": str(max(1, round(retry_after + 0.5)))})
+        self.retry_after = retry_after

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from novitrac_kit import db
 from novitrac_kit.bus import EventBus
 from novitrac_kit.config import ServiceSettings
-from novitrac_kit.errors import DomainError
+from novitrac_kit.errors import DomainError, Forbidden
 from novitrac_kit.health import health_router
 from novitrac_kit.metrics import instrument_metrics, metrics_router
 from novitrac_kit.outbox import OutboxRelay
@@ -158,8 +158,16 @@ async def get_identity(
     return await authenticate(get_context(request).verifier, credentials)
 
 
+async def get_writer(identity: Annotated[Identity, Depends(get_identity)]) -> Identity:
+    """The caller's identity, when it may change things (403 for a read-only key)."""
+    if not identity.can_write:
+        raise Forbidden("this credential is read-only")
+    return identity
+
+
 ContextDep = Annotated[ServiceContext, Depends(get_context)]
 # scope="function": the transaction commits before the response is sent, so a client never sees a
 # success whose commit then failed.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 IdentityDep = Annotated[Identity, Depends(get_identity)]
+WriterDep = Annotated[Identity, Depends(get_writer)]
