@@ -19,7 +19,7 @@ from novitrac_kit import migrations
 from novitrac_kit.bus.memory import InProcessBus
 from novitrac_kit.config import load_settings
 from novitrac_kit.runtime import create_app
-from novitrac_kit.service import Service, declare_queues
+from novitrac_kit.service import DevelopmentSite, Service, declare_queues
 from novitrac_kit.serving import AppGroup
 from novitrac_kit.telemetry import configure_logging, configure_tracing, instrument_httpx
 
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DATABASE_NAME = "novitrac"
+DEFAULT_AUTH_PORT = 8001
 
 
 class EmbeddedPostgres:
@@ -77,6 +78,9 @@ async def run_dev(
         os.environ.setdefault("NOVITRAC_DATABASE_URL", url)
         os.environ.setdefault("NOVITRAC_AMQP_URL", "memory://in-process")
         os.environ.setdefault("NOVITRAC_ENVIRONMENT", "development")
+        site = DevelopmentSite(host=host, port_offset=port_offset, data_dir=data_dir)
+        for name, value in development_environment(services, site).items():
+            os.environ.setdefault(name, value)
         for service in services:
             if service.database is not None:
                 await asyncio.to_thread(migrations.upgrade, service.database.migrations, url)
@@ -84,6 +88,16 @@ async def run_dev(
     finally:
         await asyncio.to_thread(postgres.stop)
         print("novitrac dev: stopped; data kept in", data_dir)  # noqa: T201
+
+
+def development_environment(services: list[Service], site: DevelopmentSite) -> dict[str, str]:
+    """The variables development mode sets (unless already set) for ``services`` at ``site``."""
+    auth_port = next((s.port for s in services if s.name == "auth"), DEFAULT_AUTH_PORT)
+    environment = {"NOVITRAC_AUTH_JWKS_URL": site.url(auth_port, "/.well-known/jwks.json")}
+    for service in services:
+        if service.development_environment is not None:
+            environment.update(service.development_environment(site))
+    return environment
 
 
 async def _serve(

@@ -8,7 +8,7 @@ that run it (:mod:`novitrac_kit.process`, :mod:`novitrac_kit.devmode`) load them
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -28,6 +28,33 @@ if TYPE_CHECKING:
 ENTRY_POINT_GROUP = "novitrac.services"
 
 Lifespan = Callable[["ServiceContext"], AbstractAsyncContextManager[None]]
+
+
+@dataclass(frozen=True)
+class DevelopmentSite:
+    """Where ``novitrac dev`` runs things, for services that must be told addresses or secrets.
+
+    Attributes:
+        host: the loopback address every server listens on.
+        port_offset: added to every default port (services and sandbox alike).
+        data_dir: the folder development data lives in (survives restarts).
+    """
+
+    host: str
+    port_offset: int
+    data_dir: Path
+
+    def port(self, default: int) -> int:
+        """Where a server whose default port is ``default`` listens in this run."""
+        return default + self.port_offset
+
+    def url(self, default_port: int, path: str = "") -> str:
+        """``http://host:port`` (+ ``path``) of a server whose default port is ``default_port``."""
+        return f"http://{self.host}:{self.port(default_port)}{path}"
+
+
+DevelopmentEnvironment = Callable[[DevelopmentSite], Mapping[str, str]]
+"""The environment variables a service needs in development mode (user-set ones win)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +95,8 @@ class Service:
         handlers: the domain events it consumes.
         retry: how its failing event handlers are retried.
         lifespan: extra start-up/shut-down work, given the running :class:`ServiceContext`.
+        development_environment: what ``novitrac dev`` must set for it (addresses that move with
+            the port offset, development-only secrets).
     """
 
     name: str
@@ -79,6 +108,7 @@ class Service:
     handlers: EventHandlers = field(default_factory=EventHandlers)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     lifespan: Lifespan | None = None
+    development_environment: DevelopmentEnvironment | None = None
 
     def __post_init__(self) -> None:
         if self.handlers.event_types and (self.database is None or self.database.inbox is None):
@@ -106,4 +136,12 @@ async def declare_queues(bus: EventBus, services: Sequence[Service]) -> None:
             await bus.declare(service.name, service.handlers.event_types)
 
 
-__all__ = ["ENTRY_POINT_GROUP", "Database", "Service", "declare_queues", "discover"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Database",
+    "DevelopmentEnvironment",
+    "DevelopmentSite",
+    "Service",
+    "declare_queues",
+    "discover",
+]
