@@ -38,7 +38,6 @@ import gc
 import inspect
 import multiprocessing
 import os
-import platform
 import sys
 import time
 import uuid
@@ -54,6 +53,7 @@ import asyncpg
 from sqlalchemy import Column, Insert, Integer, Table, Uuid, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from measure import machine, percentile
 from novitrac_contracts.envelope import Envelope, Event
 from novitrac_kit import db, inbox, outbox
 from novitrac_kit.bus import Delivery, EventBus, Subscription
@@ -550,25 +550,6 @@ async def versions(database_url: str, amqp_url: str) -> tuple[str, str]:
     return postgres, rabbitmq
 
 
-def machine() -> str:
-    """Cores, CPU model, memory and Python, on one line."""
-    model = "unknown CPU"
-    memory = "? GiB"
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            models = (line.split(":", 1)[1] for line in cpuinfo if line.startswith("model name"))
-            model = next(models, model).strip()
-        with open("/proc/meminfo") as meminfo:
-            kib = int(next(line for line in meminfo if line.startswith("MemTotal")).split()[1])
-            memory = f"{kib / 2**20:.0f} GiB"
-    except OSError:
-        pass
-    return (
-        f"{os.cpu_count()} cores, {model}, {memory}, "
-        f"Python {platform.python_version()} ({platform.system()} {platform.release()})"
-    )
-
-
 @dataclass(frozen=True)
 class CpuSample:
     """CPU seconds used so far by PostgreSQL's processes, RabbitMQ's, and the whole machine."""
@@ -629,12 +610,6 @@ def cpu_line(
 
 
 # --- the run ---------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    """The nearest-rank percentile of ``values``."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
 
 
 def row(name: str, events: int, seconds: float, note: str = "") -> None:

@@ -40,6 +40,7 @@ from twilio.rest import Client
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from measure import cpu_seconds, percentile
 from novitrac_kit.testing.servers import free_port
 from novitrac_sandbox.config import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SandboxConfig
 from novitrac_sandbox.phone import PhoneBook
@@ -102,19 +103,6 @@ def run_media_server(
         out.put(streams)
 
     uvloop.run(main())
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` so far."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def percentile(values: list[float], share: float) -> float:
-    """The ``share`` quantile (0..1) of ``values``."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
 
 
 def drifts(streams: list[tuple[float, float, list[float]]]) -> tuple[list[float], list[float]]:
