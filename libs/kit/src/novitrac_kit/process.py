@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import uvicorn
 
 from novitrac_kit.bus.rabbitmq import RabbitBus
@@ -23,6 +25,10 @@ def run_service(service: Service, *, host: str | None = None, port: int | None =
     instrument_httpx()
     bus = RabbitBus(settings.amqp_url.get_secret_value(), connection_name=service.name)
     app = create_app(service, settings=settings, bus=bus, owns_bus=True)
+    # Everything imported so far lives as long as the process: keep the collector from scanning it
+    # again and again, which is what long full collections (and latency spikes) are made of.
+    gc.collect()
+    gc.freeze()
     uvicorn.run(
         app,
         host=host or settings.http_host,
