@@ -1,10 +1,74 @@
 """The notifications service's definition, found by `novitrac` through its entry point."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
-from novitrac_kit.service import Database, Service
+from novitrac_kit.runtime import ServiceContext
+from novitrac_kit.service import Database, DevelopmentSite, Service
 from novitrac_notifications.config import Settings
 from novitrac_notifications.db import inbox, metadata, outbox
+from novitrac_notifications.delivery import Backoff, DeliveryWorker
+from novitrac_notifications.endpoints import router
+from novitrac_notifications.handlers import handlers
+from novitrac_notifications.smtp import SmtpMailer
+
+
+def mailer_from(settings: Settings) -> SmtpMailer:
+    """The SMTP adapter the settings describe."""
+    password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+    return SmtpMailer(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        sender=settings.mail_from,
+        sender_address=settings.mail_from_address,
+        username=settings.smtp_username,
+        password=password,
+        start_tls=settings.smtp_starttls,
+        use_tls=settings.smtp_tls,
+        timeout=settings.smtp_timeout,
+    )
+
+
+@asynccontextmanager
+async def lifespan(context: ServiceContext) -> AsyncIterator[None]:
+    """Run the email delivery worker beside the API and the event consumer."""
+    settings = context.settings
+    if not isinstance(settings, Settings):
+        raise TypeError("the notifications service needs its own Settings")
+    if context.engine is None:
+        raise RuntimeError("the notifications service needs its database")
+    worker = DeliveryWorker(
+        context.engine,
+        mailer_from(settings),
+        dashboard_url=settings.dashboard_url,
+        backoff=Backoff(
+            max_attempts=settings.delivery_max_attempts,
+            base=settings.delivery_backoff_base,
+            max_delay=settings.delivery_backoff_max,
+        ),
+        batch_size=settings.delivery_batch_size,
+        poll_interval=settings.delivery_poll_interval,
+    )
+    await worker.start()
+    try:
+        yield
+    finally:
+        await worker.stop()
+
+
+SANDBOX_SMTP_PORT = 2525
+GATEWAY_PORT = 8000
+
+
+def development_environment(site: DevelopmentSite) -> dict[str, str]:
+    """Development mode sends to the sandbox's SMTP sink and links to the local gateway."""
+    return {
+        "NOTIFICATIONS_SMTP_HOST": site.host,
+        "NOTIFICATIONS_SMTP_PORT": str(site.port(SANDBOX_SMTP_PORT)),
+        "NOTIFICATIONS_DASHBOARD_URL": site.url(GATEWAY_PORT),
+    }
+
 
 service = Service(
     name="notifications",
@@ -17,4 +81,8 @@ service = Service(
         outbox=outbox,
         inbox=inbox,
     ),
+    routers=[router],
+    handlers=handlers,
+    lifespan=lifespan,
+    development_environment=development_environment,
 )
