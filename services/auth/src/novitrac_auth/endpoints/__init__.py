@@ -1,0 +1,1 @@
+"""The auth service's HTTP routes, one router per noun."""
