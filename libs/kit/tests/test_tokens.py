@@ -13,6 +13,7 @@ import httpx
 import pytest
 from fastapi import Depends, FastAPI
 
+from novitrac_kit.errors import install_error_handlers
 from novitrac_kit.testing.tokens import JwksServer, TokenIssuer
 from novitrac_kit.tokens import (
     Identity,
@@ -386,6 +387,7 @@ class TestRequireIdentity:
     @pytest.fixture
     def app(self, verifier: JwksVerifier) -> FastAPI:
         app = FastAPI()
+        install_error_handlers(app)
         CurrentIdentity = Annotated[Identity, Depends(require_identity(verifier))]
 
         @app.get("/v1/me")
@@ -426,10 +428,10 @@ class TestRequireIdentity:
         response = await http.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
 
         assert response.status_code == 401
-        assert response.headers["www-authenticate"] == (
-            'Bearer error="invalid_token", error_description="token has expired"'
-        )
-        assert response.json() == {"detail": "token has expired"}
+        assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+        assert response.json() == {
+            "error": {"code": "unauthorized", "message": "authentication required"}
+        }
 
     async def test_keys_unavailable(
         self, http: httpx.AsyncClient, issuer: TokenIssuer, jwks: JwksServer

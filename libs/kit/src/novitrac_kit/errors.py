@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
 
 class DomainError(Exception):
@@ -48,6 +54,13 @@ class Forbidden(DomainError):
     code = "forbidden"
 
 
+class ServiceUnavailable(DomainError):
+    """Something this service depends on is unavailable; ``Retry-After`` may say when to retry."""
+
+    status_code = 503
+    code = "unavailable"
+
+
 class TooManyRequests(DomainError):
     """The caller is over a rate limit; ``Retry-After`` says when to try again."""
 
@@ -57,3 +70,37 @@ class TooManyRequests(DomainError):
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message, headers={"Retry-After": str(max(1, round(retry_after + 0.5)))})
         self.retry_after = retry_after
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render :class:`DomainError` as ``{"error": {"code", "message"}}``; keep 422s renderable."""
+    app.add_exception_handler(DomainError, _render_domain_error)
+    app.add_exception_handler(RequestValidationError, _render_validation_error)
+
+
+async def _render_domain_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, DomainError)
+    return JSONResponse(
+        status_code=error.status_code,
+        content={"error": {"code": error.code, "message": str(error)}},
+        headers=error.headers,
+    )
+
+
+async def _render_validation_error(request: Request, error: Exception) -> JSONResponse:
+    # FastAPI's own 422, except that input JSON may hold lone surrogates ("\ud800") that cannot be
+    # encoded back to UTF-8: echoing them would turn the 422 into a 500.
+    assert isinstance(error, RequestValidationError)
+    return JSONResponse(
+        status_code=422, content={"detail": _encodable(jsonable_encoder(error.errors()))}
+    )
+
+
+def _encodable(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_encodable(key): _encodable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_encodable(item) for item in value]
+    return value

@@ -14,14 +14,13 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from novitrac_kit import db
 from novitrac_kit.bus import EventBus
 from novitrac_kit.config import ServiceSettings
-from novitrac_kit.errors import DomainError, Forbidden
+from novitrac_kit.errors import Forbidden, install_error_handlers
 from novitrac_kit.health import health_router
 from novitrac_kit.metrics import instrument_metrics, metrics_router
 from novitrac_kit.outbox import OutboxRelay
@@ -120,19 +119,10 @@ def create_app(
     app.include_router(metrics_router())
     for router in service.routers:
         app.include_router(router)
-    app.add_exception_handler(DomainError, _render_domain_error)
+    install_error_handlers(app)
     instrument_metrics(app, service=service.name)
     instrument_app(app, service=service.name)
     return app
-
-
-async def _render_domain_error(request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, DomainError)
-    return JSONResponse(
-        status_code=error.status_code,
-        content={"error": {"code": error.code, "message": str(error)}},
-        headers=error.headers,
-    )
 
 
 def get_context(request: Request) -> ServiceContext:

@@ -29,8 +29,10 @@ from uuid import UUID
 
 import httpx
 import jwt
-from fastapi import Depends, HTTPException, status
+from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from novitrac_kit.errors import ServiceUnavailable, Unauthorized
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +44,8 @@ ACCEPTED_ALGORITHMS = frozenset({"EdDSA", "RS256"})
 _KEY_TYPES = {"EdDSA": "OKP", "RS256": "RSA"}
 _REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
 _MAX_TOKEN_LENGTH = 8192
+AUTHENTICATION_REQUIRED = "authentication required"
+"""All a refused caller is told: why a token failed would only help someone forging one."""
 
 
 class InvalidToken(Exception):
@@ -326,8 +330,9 @@ async def authenticate(
     """Verify a request's bearer token, answering as HTTP does when it cannot.
 
     A missing token raises 401 with ``WWW-Authenticate: Bearer``; a token that does not verify
-    raises 401 with ``WWW-Authenticate: Bearer error="invalid_token"`` and the reason; when no
-    signing keys can be had, 503.
+    raises 401 with ``WWW-Authenticate: Bearer error="invalid_token"``; neither says more than
+    "authentication required" (the reason is logged at debug level only). When no signing keys
+    can be had, 503.
 
     Args:
         verifier: the process's verifier.
@@ -337,28 +342,17 @@ async def authenticate(
         The verified identity.
     """
     if credentials is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            detail="missing bearer token",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        raise Unauthorized(AUTHENTICATION_REQUIRED, headers={"WWW-Authenticate": "Bearer"})
     try:
         return await verifier.verify(credentials.credentials)
     except InvalidToken as error:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            detail=error.reason,
-            headers={
-                "WWW-Authenticate": (
-                    f'Bearer error="invalid_token", error_description="{error.reason}"'
-                )
-            },
+        logger.debug("auth.token.refused", extra={"reason": error.reason})
+        raise Unauthorized(
+            AUTHENTICATION_REQUIRED, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
         ) from None
     except KeysUnavailable:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            detail="token signing keys are unavailable",
-            headers={"Retry-After": "5"},
+        raise ServiceUnavailable(
+            "token signing keys are unavailable", headers={"Retry-After": "5"}
         ) from None
 
 

@@ -13,7 +13,6 @@ from novitrac_auth.deps import (
     WritingMemberDep,
     keeping_writes,
 )
-from novitrac_auth.routing import SafeRoute
 from novitrac_auth.schemas import (
     Accepted,
     EmailRequest,
@@ -32,7 +31,7 @@ from novitrac_auth.schemas import (
 )
 from novitrac_kit.runtime import ContextDep, SessionDep
 
-router = APIRouter(prefix="/v1/auth", tags=["auth"], route_class=SafeRoute)
+router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
 
 @router.post("/signup", status_code=status.HTTP_202_ACCEPTED, response_model=SignupAccepted)

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Query, Response, status
 
 from novitrac_auth import api_keys, audit
 from novitrac_auth.deps import AdminDep, RequestInfoDep, WritingAdminDep
-from novitrac_auth.routing import SafeRoute
 from novitrac_auth.schemas import (
     ApiKeyCreated,
     ApiKeyOut,
@@ -20,7 +19,7 @@ from novitrac_auth.schemas import (
 )
 from novitrac_kit.runtime import SessionDep
 
-router = APIRouter(prefix="/v1/auth", tags=["auth"], route_class=SafeRoute)
+router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
 
 @router.post(

@@ -6,7 +6,6 @@ from fastapi import APIRouter, Response
 
 from novitrac_auth import api_keys, signing
 from novitrac_auth.deps import SettingsDep
-from novitrac_auth.routing import SafeRoute
 from novitrac_auth.schemas import (
     ApiKeyExchange,
     ApiKeyExchangeRequest,
@@ -16,7 +15,7 @@ from novitrac_auth.schemas import (
 )
 from novitrac_kit.runtime import SessionDep
 
-router = APIRouter(route_class=SafeRoute)
+router = APIRouter()
 
 JWKS_MAX_AGE = 60
 

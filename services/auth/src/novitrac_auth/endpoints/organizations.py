@@ -16,7 +16,6 @@ from novitrac_auth.deps import (
     WritingAdminDep,
     WritingMemberDep,
 )
-from novitrac_auth.routing import SafeRoute
 from novitrac_auth.schemas import (
     InvitationAccept,
     InvitationOut,
@@ -28,7 +27,7 @@ from novitrac_auth.schemas import (
 )
 from novitrac_kit.runtime import SessionDep
 
-router = APIRouter(prefix="/v1/auth", tags=["auth"], route_class=SafeRoute)
+router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
 
 @router.get("/members", response_model=list[MemberOut], responses=errors(401, 403))
