@@ -166,7 +166,6 @@ async def test_api_key_tokens(auth: Auth) -> None:
             await auth.post(
                 "/v1/auth/invitations", {"email": "x@example.com"}, headers=bearer(token)
             ),
-            await auth.http.get("/v1/auth/members", headers=bearer(token)),
             await auth.http.get("/v1/auth/audit-log", headers=bearer(token)),
             await auth.post(
                 "/v1/auth/password/change",
@@ -175,6 +174,10 @@ async def test_api_key_tokens(auth: Auth) -> None:
             ),
         ]
         assert [r.status_code for r in refused] == [403] * len(refused)
+        # Reading the organisation's members is open to its keys, for integrations.
+        members = await auth.http.get("/v1/auth/members", headers=bearer(token))
+        assert members.status_code == 200
+        assert [m["email"] for m in members.json()] == ["ada@example.com"]
     response = await auth.post("/v1/auth/api-keys", {"name": "more"}, headers=bearer(read))
     assert response.json()["error"]["message"] == "this credential is read-only"
     assert len(await auth.events("auth.api_key.created.v1")) == 2

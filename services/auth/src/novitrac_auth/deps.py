@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials
@@ -113,6 +114,13 @@ async def get_member(identity: IdentityDep, session: SessionDep) -> Member:
     return await _member(identity, session, write=False)
 
 
+async def get_reading_organization(identity: IdentityDep, session: SessionDep) -> UUID:
+    """The organisation a user of it, or one of its API keys, reads (API keys need no user)."""
+    if identity.user_id is None:
+        return identity.org_id
+    return (await _member(identity, session, write=False)).org_id
+
+
 async def get_writing_member(identity: IdentityDep, session: SessionDep) -> Member:
     """A user of the token's organisation, changing something."""
     return await _member(identity, session, write=True)
@@ -135,6 +143,7 @@ async def get_writing_admin(identity: IdentityDep, session: SessionDep) -> Membe
 
 
 MemberDep = Annotated[Member, Depends(get_member)]
+ReadingOrganizationDep = Annotated[UUID, Depends(get_reading_organization)]
 WritingMemberDep = Annotated[Member, Depends(get_writing_member)]
 AdminDep = Annotated[Member, Depends(get_admin)]
 WritingAdminDep = Annotated[Member, Depends(get_writing_admin)]

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Response, status
 from novitrac_auth import invitations, organizations
 from novitrac_auth.deps import (
     AdminDep,
-    MemberDep,
     OptionalIdentityDep,
+    ReadingOrganizationDep,
     RequestInfoDep,
     SettingsDep,
     WritingAdminDep,
@@ -31,9 +31,9 @@ router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
 
 @router.get("/members", response_model=list[MemberOut], responses=errors(401, 403))
-async def list_members(member: MemberDep, session: SessionDep) -> list[MemberOut]:
-    """The members of the caller's organisation."""
-    return await organizations.members(session, member.org_id)
+async def list_members(org_id: ReadingOrganizationDep, session: SessionDep) -> list[MemberOut]:
+    """The members of the caller's organisation (API keys may read them too)."""
+    return await organizations.members(session, org_id)
 
 
 @router.patch("/members/{user_id}", response_model=MemberOut, responses=errors(401, 403, 404, 409))
