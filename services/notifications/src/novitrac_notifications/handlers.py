@@ -1,4 +1,4 @@
-"""The events notifications consumes: auth's codes and invitations to email, and who is who."""
+"""The events notifications consumes: auth's codes, invitations and who is who; billing news."""
 
 from __future__ import annotations
 
@@ -16,8 +16,23 @@ from novitrac_contracts.auth import (
     Role,
     UserRegistered,
 )
+from novitrac_contracts.billing import (
+    AccountReinstated,
+    AccountSuspended,
+    BalanceRanLow,
+    PaymentFailed,
+    PaymentSucceeded,
+    PlanChanged,
+)
 from novitrac_kit.handlers import EventHandlers, HandlerContext
-from novitrac_notifications import directory, emails, feed, preferences, templates
+from novitrac_notifications import (
+    billing_notices,
+    directory,
+    emails,
+    feed,
+    preferences,
+    templates,
+)
 
 handlers = EventHandlers()
 
@@ -143,3 +158,58 @@ async def change_role(event: MemberRoleChanged, ctx: HandlerContext) -> None:
 async def remove_member(event: MemberRemoved, ctx: HandlerContext) -> None:
     """Forget the membership."""
     await directory.remove_membership(ctx.session, org_id=event.org_id, user_id=event.user_id)
+
+
+@handlers.on(BalanceRanLow)
+async def tell_balance_low(event: BalanceRanLow, ctx: HandlerContext) -> None:
+    """Tell owners and admins the balance ran low, with a link to top up."""
+    await billing_notices.tell_managers(
+        ctx, org_id=event.org_id, notice_for=lambda org: billing_notices.balance_low(event, org)
+    )
+
+
+@handlers.on(PaymentFailed)
+async def tell_payment_failed(event: PaymentFailed, ctx: HandlerContext) -> None:
+    """Tell owners and admins a payment failed, why, and when the grace period ends."""
+    await billing_notices.tell_managers(
+        ctx, org_id=event.org_id, notice_for=lambda org: billing_notices.payment_failed(event, org)
+    )
+
+
+@handlers.on(AccountSuspended)
+async def tell_suspended(event: AccountSuspended, ctx: HandlerContext) -> None:
+    """Tell owners and admins the account is suspended, why, and how to reinstate it."""
+    await billing_notices.tell_managers(
+        ctx,
+        org_id=event.org_id,
+        notice_for=lambda org: billing_notices.account_suspended(event, org),
+    )
+
+
+@handlers.on(AccountReinstated)
+async def tell_reinstated(event: AccountReinstated, ctx: HandlerContext) -> None:
+    """Tell owners and admins calls may start again."""
+    await billing_notices.tell_managers(
+        ctx,
+        org_id=event.org_id,
+        notice_for=lambda org: billing_notices.account_reinstated(event, org),
+    )
+
+
+@handlers.on(PaymentSucceeded)
+async def send_receipt(event: PaymentSucceeded, ctx: HandlerContext) -> None:
+    """Tell owners and admins a payment arrived, and email them the receipt."""
+    paid_at = ctx.envelope.occurred_at
+    await billing_notices.tell_managers(
+        ctx,
+        org_id=event.org_id,
+        notice_for=lambda org: billing_notices.payment_received(event, org, paid_at=paid_at),
+    )
+
+
+@handlers.on(PlanChanged)
+async def tell_plan_changed(event: PlanChanged, ctx: HandlerContext) -> None:
+    """Tell owners and admins which plan, with which limits, is now in force."""
+    await billing_notices.tell_managers(
+        ctx, org_id=event.org_id, notice_for=lambda org: billing_notices.plan_changed(event, org)
+    )

@@ -66,6 +66,32 @@ MEMBER_JOINED = register(
         "member_joined", EmailCategory.TEAM, "{{ member }} joined {{ org_name }} as {{ role }}"
     )
 )
+BALANCE_LOW = register(
+    EmailTemplate(
+        "balance_low", EmailCategory.BILLING, "Your Novitrac balance is low: {{ balance }}"
+    )
+)
+PAYMENT_FAILED = register(
+    EmailTemplate("payment_failed", EmailCategory.BILLING, "Payment of {{ amount }} failed")
+)
+ACCOUNT_SUSPENDED = register(
+    EmailTemplate("account_suspended", EmailCategory.BILLING, "Your Novitrac account is suspended")
+)
+ACCOUNT_REINSTATED = register(
+    EmailTemplate(
+        "account_reinstated", EmailCategory.BILLING, "Your Novitrac account is active again"
+    )
+)
+PAYMENT_RECEIPT = register(
+    EmailTemplate(
+        "payment_receipt", EmailCategory.BILLING, "Receipt for your payment of {{ amount }}"
+    )
+)
+PLAN_CHANGED = register(
+    EmailTemplate(
+        "plan_changed", EmailCategory.BILLING, "Your Novitrac plan is now {{ plan_name }}"
+    )
+)
 
 _text = Environment(
     loader=PackageLoader("novitrac_notifications", "templates"),
