@@ -1,6 +1,43 @@
 """The gateway service's definition, found by `novitrac` through its entry point."""
 
-from novitrac_gateway.config import Settings
-from novitrac_kit.service import Service
+from fastapi import APIRouter
+from starlette.routing import Route
 
-service = Service(name="gateway", title="Novitrac API gateway", settings=Settings, port=8000)
+from novitrac_gateway import openapi
+from novitrac_gateway.config import Settings
+from novitrac_gateway.live.endpoint import router as live_router
+from novitrac_gateway.proxy import Proxy
+from novitrac_gateway.state import gateway_of, lifespan
+from novitrac_kit.service import DevelopmentSite, Service
+
+# Last: every path the gateway does not serve itself goes to the proxy.
+proxy_router = APIRouter(routes=[Route("/{path:path}", endpoint=Proxy(), include_in_schema=False)])
+
+# Where each service listens by default; development mode moves them all by its port offset.
+SERVICE_PORTS = {
+    "AUTH": 8001,
+    "TELEPHONY": 8002,
+    "VOICE_AI": 8003,
+    "BILLING": 8004,
+    "NOTIFICATIONS": 8005,
+}
+
+
+def development_environment(site: DevelopmentSite) -> dict[str, str]:
+    """The services' addresses at development mode's port offset."""
+    return {f"GATEWAY_{name}_URL": site.url(port) for name, port in SERVICE_PORTS.items()}
+
+
+service = Service(
+    name="gateway",
+    title="Novitrac API gateway",
+    settings=Settings,
+    port=8000,
+    routers=[
+        openapi.router(lambda request: gateway_of(request.app).openapi),
+        live_router,
+        proxy_router,
+    ],
+    lifespan=lifespan,
+    development_environment=development_environment,
+)

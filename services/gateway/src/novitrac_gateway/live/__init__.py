@@ -1,0 +1,1 @@
+"""``/v1/ws``: live events pushed to the dashboard's WebSockets, by organisation."""

@@ -1,0 +1,42 @@
+"""The gateway's own Prometheus metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY, Gauge
+
+from novitrac_kit.metrics import counter
+
+
+def _gauge(name: str, documentation: str) -> Gauge:
+    try:
+        return Gauge(name, documentation)
+    except ValueError:
+        existing = REGISTRY._names_to_collectors.get(name)
+        if not isinstance(existing, Gauge):
+            raise
+        return existing
+
+
+WEBSOCKETS_OPEN = _gauge(
+    "novitrac_gateway_websockets_open", "WebSockets open on this replica, authenticated."
+)
+WEBSOCKET_MESSAGES_SENT = counter(
+    "novitrac_gateway_websocket_messages_sent_total",
+    "Messages written to WebSockets, by type (event, ping, reconnect, ...).",
+    ("type",),
+)
+WEBSOCKET_CLOSED = counter(
+    "novitrac_gateway_websocket_closed_total",
+    "WebSockets ended, by reason (slow, lifetime, heartbeat, revoked, disconnected, ...).",
+    ("reason",),
+)
+RATE_LIMITED = counter(
+    "novitrac_gateway_rate_limited_total",
+    "Requests refused with 429, by the bucket that refused them (org, address, webhook).",
+    ("bucket",),
+)
+UPSTREAM_ERRORS = counter(
+    "novitrac_gateway_upstream_errors_total",
+    "Requests the gateway could not complete with a service, by service and kind.",
+    ("service", "kind"),
+)
