@@ -36,4 +36,7 @@ def run_service(service: Service, *, host: str | None = None, port: int | None =
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=20,
+        # Compressing every frame costs more CPU than the bandwidth it saves on dashboards' small
+        # JSON messages and on media frames that do not compress.
+        ws_per_message_deflate=False,
     )

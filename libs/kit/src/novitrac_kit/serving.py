@@ -86,7 +86,13 @@ class AppGroup:
     ) -> None:
         self._servers = [
             SharedSignalServer(
-                uvicorn.Config(app, log_config=None, access_log=False, ws_ping_interval=None)
+                uvicorn.Config(
+                    app,
+                    log_config=None,
+                    access_log=False,
+                    ws_ping_interval=None,
+                    ws_per_message_deflate=False,
+                )
             )
             for _, _, app in self.apps
         ]

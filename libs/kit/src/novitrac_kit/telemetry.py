@@ -52,7 +52,9 @@ _RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {
     "asctime",
     "color_message",  # uvicorn's ANSI-coloured copy of the message
 }
-_UNTRACED_PATHS = "/healthz$,/readyz$,/metrics$"
+# Probes, and the long-lived WebSockets (dashboards, media streams) whose one span per connection
+# would last for hours and whose per-message instrumentation costs more than the message.
+_UNTRACED_PATHS = "/healthz$,/readyz$,/metrics$,/v1/ws$,/media/"
 
 
 def current_service() -> str:
@@ -234,8 +236,9 @@ class _ServiceScopeMiddleware:
 def instrument_app(app: FastAPI, *, service: str) -> None:
     """Trace ``app``'s requests as server spans attributed to ``service``; idempotent.
 
-    Incoming ``traceparent`` headers are continued. ``/healthz``, ``/readyz`` and ``/metrics``
-    are not traced. Call before the app starts serving.
+    Incoming ``traceparent`` headers are continued. ``/healthz``, ``/readyz``, ``/metrics`` and
+    the long-lived WebSockets (``/v1/ws``, ``/media/...``) are not traced. Call before the app
+    starts serving.
 
     Args:
         app: the service's application.

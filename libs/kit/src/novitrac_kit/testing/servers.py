@@ -21,7 +21,9 @@ async def running(app: Any, *, host: str = "127.0.0.1", port: int = 0) -> AsyncI
     """
     sock = bind(host, port)
     bound_port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_config=None, access_log=False, ws_ping_interval=None)
+    config = uvicorn.Config(
+        app, log_config=None, access_log=False, ws_ping_interval=None, ws_per_message_deflate=False
+    )
     server = SharedSignalServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
