@@ -48,6 +48,7 @@ import aio_pika
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
+from measure import cpu_seconds, percentile
 from novitrac_contracts.envelope import Envelope
 from novitrac_kit.bus.rabbitmq import RabbitBus
 from novitrac_kit.testing.servers import free_port
@@ -288,14 +289,6 @@ async def publish(
 # --- /proc -------------------------------------------------------------------------------------
 
 
-def process_cpu(pid: int) -> float:
-    """CPU seconds (user + system) used so far by process ``pid``."""
-    with open(f"/proc/{pid}/stat") as stat:
-        line = stat.read()
-    fields = line[line.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def process_rss_mib(pid: int) -> float:
     """Resident memory of process ``pid`` in MiB."""
     with open(f"/proc/{pid}/status") as status:
@@ -315,7 +308,7 @@ def rabbitmq_cpu() -> float:
         except OSError:
             continue
         if line[line.index("(") + 1 : line.rindex(")")] == "beam.smp":
-            total += process_cpu(int(pid))
+            total += cpu_seconds(int(pid))
     return total
 
 
@@ -329,11 +322,6 @@ def machine_busy() -> tuple[float, float]:
 
 
 # --- the run -----------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], share: float) -> float:
-    """The ``share`` quantile of sorted ``values``."""
-    return values[min(len(values) - 1, int(share * len(values)))]
 
 
 async def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
@@ -424,7 +412,7 @@ def run(args: argparse.Namespace) -> None:
             start.value = measure_from
             go.set()
             gateway_cpu, rabbit_cpu, busy = (
-                process_cpu(gateway.pid),
+                cpu_seconds(gateway.pid),
                 rabbitmq_cpu(),
                 machine_busy(),
             )
@@ -432,7 +420,7 @@ def run(args: argparse.Namespace) -> None:
             wall = time.time()
             counts = asyncio.run(publish(setup, orgs, args.rate, measure_from, args.duration))
             wall = time.time() - wall
-            gateway_cpu = process_cpu(gateway.pid) - gateway_cpu
+            gateway_cpu = cpu_seconds(gateway.pid) - gateway_cpu
             rabbit_cpu = rabbitmq_cpu() - rabbit_cpu
             busy_after = machine_busy()
             publisher_cpu = time.process_time() - publisher_cpu
