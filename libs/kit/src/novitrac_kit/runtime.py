@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
-from typing import Annotated
+from dataclasses import dataclass, field
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.security import HTTPAuthorizationCredentials
@@ -42,6 +42,7 @@ class ServiceContext:
         engine: its database engine, when it has a schema.
         sessions: its session factory, when it has a schema.
         verifier: verifies access tokens against auth's published keys.
+        parts: what the service's own lifespan builds for its routes to find (by name).
     """
 
     service: Service
@@ -50,6 +51,7 @@ class ServiceContext:
     engine: AsyncEngine | None
     sessions: async_sessionmaker[AsyncSession] | None
     verifier: JwksVerifier
+    parts: dict[str, Any] = field(default_factory=dict)
 
 
 def create_app(

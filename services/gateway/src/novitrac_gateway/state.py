@@ -53,14 +53,13 @@ class Gateway:
         self.hub.push(envelope)
 
 
-# The kit's ServiceContext is frozen and knows nothing of the gateway: its parts are found by the
-# running app's context, registered for the length of the lifespan.
-_running: dict[int, Gateway] = {}
+_PART = "gateway"
 
 
 def gateway_of(app: Any) -> Gateway:
     """The gateway running ``app``."""
-    return _running[id(app.state.context)]
+    gateway: Gateway = app.state.context.parts[_PART]
+    return gateway
 
 
 @contextlib.asynccontextmanager
@@ -98,7 +97,7 @@ async def lifespan(context: ServiceContext) -> AsyncIterator[None]:
         address_limit=Limit(settings.address_rate_limit, settings.address_rate_burst),
         webhook_limit=Limit(settings.webhook_rate_limit, settings.webhook_rate_burst),
     )
-    _running[id(context)] = gateway
+    context.parts[_PART] = gateway
     loop = asyncio.get_running_loop()
     chores = [
         loop.create_task(_sweep(gateway)),
@@ -117,7 +116,7 @@ async def lifespan(context: ServiceContext) -> AsyncIterator[None]:
         await asyncio.gather(*chores, return_exceptions=True)
         await gateway.openapi.aclose()
         await upstreams.aclose()
-        del _running[id(context)]
+        del context.parts[_PART]
 
 
 async def _sweep(gateway: Gateway) -> None:
