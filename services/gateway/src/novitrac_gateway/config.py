@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from novitrac_kit.config import ServiceSettings
@@ -37,6 +37,11 @@ class Settings(ServiceSettings):
 
     model_config = SettingsConfigDict(
         env_prefix="GATEWAY_", extra="ignore", hide_input_in_errors=True
+    )
+
+    # The gateway keeps nothing durable: unlike every other service it needs no database.
+    database_url: SecretStr | None = Field(  # type: ignore[assignment]
+        None, validation_alias="NOVITRAC_DATABASE_URL"
     )
 
     auth_url: str = "http://127.0.0.1:8001"
