@@ -4,6 +4,7 @@ import hashlib
 import hmac
 import json
 import ssl
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -73,6 +74,7 @@ async def verifier(
             refetch_interval=REFETCH_INTERVAL,
             http=http,
             clock=clock,
+            verified_ttl=0,  # these tests watch every check reach the keys
         )
 
 
@@ -265,6 +267,45 @@ class TestVerify:
         token = issuer.issue(org_id=ORG, user_id=USER, claims=claims)
 
         assert await rejection(verifier, token) == reason
+
+
+class TestRememberedTokens:
+    async def test_a_remembered_token_is_still_refused_once_it_expires(
+        self, issuer: TokenIssuer, jwks: JwksServer
+    ) -> None:
+        token = issuer.issue(org_id=ORG, user_id=USER, ttl=1)
+        async with JwksVerifier(
+            jwks.url, issuer=issuer.issuer, audience=issuer.audience, leeway=0, verified_ttl=600
+        ) as verifier:
+            assert (await verifier.verify(token)).org_id == ORG
+
+            await asyncio.sleep(1.5)
+
+            with pytest.raises(InvalidToken):
+                await verifier.verify(token)
+
+    async def test_a_token_is_checked_again_after_the_ttl(
+        self, issuer: TokenIssuer, jwks: JwksServer
+    ) -> None:
+        now = [time.time()]
+        token = issuer.issue(org_id=ORG, user_id=USER, ttl=900)
+        async with JwksVerifier(
+            jwks.url,
+            issuer=issuer.issuer,
+            audience=issuer.audience,
+            cache_ttl=0,  # every signature check fetches the keys, so the count shows each one
+            refetch_interval=0,
+            verified_ttl=30,
+            wall_clock=lambda: now[0],
+        ) as verifier:
+            await verifier.verify(token)
+            await verifier.verify(token)
+            assert jwks.requests == 1
+
+            now[0] += 31
+            await verifier.verify(token)
+
+            assert jwks.requests == 2
 
 
 class TestKeyCache:

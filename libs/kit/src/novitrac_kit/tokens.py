@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -106,6 +107,10 @@ class JwksVerifier:
         refetch_interval: least seconds between two fetches triggered by an unknown key id or by
             a failed fetch.
         clock: monotonic seconds; replaceable so tests can move time.
+        verified_ttl: seconds a token that verified is remembered, so the same caller's next
+            requests skip the signature check (never past the token's ``exp``); 0 turns it off.
+        verified_size: tokens remembered at most (the least recently used go first).
+        wall_clock: UNIX seconds, compared with ``exp``; replaceable so tests can move time.
     """
 
     def __init__(
@@ -119,6 +124,9 @@ class JwksVerifier:
         leeway: float = 30.0,
         refetch_interval: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        verified_ttl: float = 60.0,
+        verified_size: int = 10_000,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.jwks_url = jwks_url
         self.issuer = issuer
@@ -133,6 +141,10 @@ class JwksVerifier:
         self._fetched_at: float | None = None
         self._attempted_at: float | None = None
         self._lock = asyncio.Lock()
+        self.verified_ttl = verified_ttl
+        self._verified_size = verified_size
+        self._wall_clock = wall_clock
+        self._verified: OrderedDict[str, tuple[Identity, float]] = OrderedDict()
 
     async def __aenter__(self) -> JwksVerifier:
         return self
@@ -162,6 +174,22 @@ class JwksVerifier:
         """
         if not token or len(token) > _MAX_TOKEN_LENGTH:
             raise InvalidToken("malformed token")
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            identity, until = remembered
+            if self._wall_clock() < until:
+                self._verified.move_to_end(token)
+                return identity
+            del self._verified[token]
+        identity = await self._verify(token)
+        if self.verified_ttl > 0:
+            until = min(float(identity.claims["exp"]), self._wall_clock() + self.verified_ttl)
+            self._verified[token] = (identity, until)
+            if len(self._verified) > self._verified_size:
+                self._verified.popitem(last=False)
+        return identity
+
+    async def _verify(self, token: str) -> Identity:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.DecodeError:
