@@ -1,10 +1,111 @@
 """The voice-ai service's definition, found by `novitrac` through its entry point."""
 
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 
-from novitrac_kit.service import Database, Service
+import httpx
+
+from novitrac_kit import db
+from novitrac_kit.runtime import ServiceContext
+from novitrac_kit.service import Database, DevelopmentSite, Service
+from novitrac_voice_ai import runtime
 from novitrac_voice_ai.config import Settings
 from novitrac_voice_ai.db import inbox, metadata, outbox
+from novitrac_voice_ai.endpoints import router
+from novitrac_voice_ai.keys import KeyCipher, KeyPool
+from novitrac_voice_ai.provider import ElevenLabs
+from novitrac_voice_ai.reconcile import Reconciler
+from novitrac_voice_ai.sync import AgentSync
+
+# The sandbox's fixed, public credentials (novitrac_sandbox.config), copied: services may not
+# import the sandbox.
+SANDBOX_AUTH_TOKEN = "sandbox-twilio-auth-token"
+SANDBOX_ELEVENLABS_API_KEY = "sk_sandbox_elevenlabs"
+SANDBOX_ELEVENLABS_WEBHOOK_SECRET = "wsec_sandbox_elevenlabs"
+
+
+def development_environment(site: DevelopmentSite) -> Mapping[str, str]:
+    """What ``novitrac dev`` sets for voice-ai: the sandbox, telephony, development secrets."""
+    return {
+        "VOICE_ELEVENLABS_API_BASE": site.url(8102),
+        "VOICE_ELEVENLABS_API_KEYS": SANDBOX_ELEVENLABS_API_KEY,
+        "VOICE_ELEVENLABS_WEBHOOK_SECRET": SANDBOX_ELEVENLABS_WEBHOOK_SECRET,
+        "VOICE_TWILIO_AUTH_TOKEN": SANDBOX_AUTH_TOKEN,
+        "VOICE_KEY_ENCRYPTION_KEY": "development-key-encryption-key",
+        "VOICE_STREAM_TOKEN_SECRET": "development-stream-token-secret",
+        "VOICE_MEDIA_STREAM_URL": f"ws://{site.host}:{site.port(8003)}/media/stream",
+        "VOICE_TELEPHONY_URL": site.url(8002),
+        "VOICE_RECONCILE_AFTER": "30",
+    }
+
+
+@asynccontextmanager
+async def lifespan(context: ServiceContext) -> AsyncIterator[None]:
+    """Seed the key pool, then run the lease heartbeat, the agent sync and reconciliation."""
+    settings = context.settings
+    if not isinstance(settings, Settings):
+        raise TypeError("the voice-ai service needs its own Settings")
+    if context.engine is None or context.sessions is None:
+        raise RuntimeError("the voice-ai service needs its database")
+    provider = ElevenLabs(settings.elevenlabs_api_base, timeout=settings.provider_timeout)
+    # The bridges' own connections: a burst of calls starting must not queue behind (or starve)
+    # the API, the outbox relay and the workers.
+    bridge_engine = db.create_engine(
+        settings.database_url.get_secret_value(),
+        application_name="voice-ai.bridge",
+        pool_size=settings.bridge_pool_size,
+    )
+    pool = KeyPool(
+        bridge_engine,
+        KeyCipher(settings.key_encryption_key.get_secret_value()),
+        ttl=settings.lease_ttl,
+    )
+    await pool.seed(settings.api_keys(), max_concurrency=settings.elevenlabs_key_concurrency)
+    telephony = httpx.AsyncClient(timeout=settings.provider_timeout)
+    voice = runtime.VoiceRuntime(
+        settings=settings,
+        sessions=db.create_session_factory(bridge_engine),
+        bus=context.bus,
+        pool=pool,
+        provider=provider,
+        telephony=telephony,
+        sync=AgentSync(
+            context.sessions,
+            provider,
+            pool,
+            initial_backoff=settings.sync_initial_backoff,
+            max_backoff=settings.sync_max_backoff,
+            interval=settings.reconcile_interval,
+        ),
+        reconciler=Reconciler(
+            context.sessions,
+            provider,
+            pool,
+            after=settings.reconcile_after,
+            interval=settings.reconcile_interval,
+        ),
+    )
+    runtime.register(context, voice)
+    await pool.start()
+    await voice.sync.start()
+    await voice.reconciler.start()
+    try:
+        yield
+    finally:
+        await voice.reconciler.stop()
+        await voice.sync.stop()
+        for bridge in list(voice.bridges):
+            bridge.cancel()
+        if voice.bridges:
+            await asyncio.wait(set(voice.bridges), timeout=10)
+        await pool.stop()
+        await telephony.aclose()
+        await provider.aclose()
+        await bridge_engine.dispose()
+        runtime.unregister(context)
+
 
 service = Service(
     name="voice-ai",
@@ -17,4 +118,7 @@ service = Service(
         outbox=outbox,
         inbox=inbox,
     ),
+    routers=[router],
+    lifespan=lifespan,
+    development_environment=development_environment,
 )

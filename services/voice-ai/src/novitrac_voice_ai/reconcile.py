@@ -1,0 +1,118 @@
+"""Completing conversations whose post-call webhook never came, from the conversations API.
+
+Each sweep takes the ended, unanalysed conversations that are due (``FOR UPDATE SKIP LOCKED``, so
+replicas share them), fetches each from ElevenLabs and stores its analysis as the webhook would.
+One still not finished is tried again later, the wait doubling, up to ``RECONCILE_MAX_ATTEMPTS``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from novitrac_kit.db import transaction
+from novitrac_voice_ai.conversations import store_analysis
+from novitrac_voice_ai.db import conversations
+from novitrac_voice_ai.keys import KeyPool
+from novitrac_voice_ai.provider import ElevenLabs, ProviderError
+
+logger = logging.getLogger(__name__)
+
+RECONCILE_MAX_ATTEMPTS = 8
+
+
+class Reconciler:
+    """Fetches the analysis of ended conversations whose post-call webhook never came.
+
+    Args:
+        sessions: the service's session factory.
+        provider: the ElevenLabs adapter.
+        pool: the keys to ask with.
+        after: seconds after the end before the first fetch; doubled after each miss.
+        interval: seconds between sweeps.
+    """
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        provider: ElevenLabs,
+        pool: KeyPool,
+        *,
+        after: float,
+        interval: float,
+    ) -> None:
+        self._sessions = sessions
+        self._provider = provider
+        self._pool = pool
+        self._after = max(after, 1.0)
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Sweep in the background."""
+        self._task = asyncio.create_task(self._run(), name="voice-reconciler")
+
+    async def stop(self) -> None:
+        """Stop sweeping."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.sweep()
+            except Exception as error:
+                logger.warning("voice.reconcile.sweep_failed", extra={"error": repr(error)})
+
+    async def sweep(self, limit: int = 20) -> int:
+        """Try every due conversation once; returns how many were completed."""
+        api_key = await self._pool.first_key()
+        if api_key is None:
+            return 0
+        completed = 0
+        async with transaction(self._sessions) as session:
+            rows = (
+                await session.execute(
+                    select(conversations)
+                    .where(
+                        conversations.c.analyzed_at.is_(None),
+                        conversations.c.next_reconcile_at <= datetime.now(UTC),
+                        conversations.c.elevenlabs_conversation_id.is_not(None),
+                    )
+                    .order_by(conversations.c.next_reconcile_at)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            for row in rows:
+                try:
+                    data = await self._provider.conversation(
+                        api_key, row.elevenlabs_conversation_id
+                    )
+                except ProviderError as error:
+                    logger.warning("voice.reconcile.fetch_failed", extra={"error": str(error)})
+                    data = None
+                if data is not None and await store_analysis(session, data) == "stored":
+                    completed += 1
+                    continue
+                attempts = row.reconcile_attempts + 1
+                later = (
+                    datetime.now(UTC) + timedelta(seconds=self._after * 2**attempts)
+                    if attempts < RECONCILE_MAX_ATTEMPTS
+                    else None
+                )
+                await session.execute(
+                    update(conversations)
+                    .where(conversations.c.id == row.id)
+                    .values(reconcile_attempts=attempts, next_reconcile_at=later)
+                )
+        return completed

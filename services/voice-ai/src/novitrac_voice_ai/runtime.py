@@ -1,0 +1,77 @@
+"""What a running voice-ai app holds besides the kit's context: key pool, adapters, workers."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Annotated
+
+import httpx
+from fastapi import Depends, Request, WebSocket
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from novitrac_kit.bus import EventBus
+from novitrac_kit.runtime import ServiceContext
+from novitrac_voice_ai.config import Settings
+from novitrac_voice_ai.keys import KeyPool
+from novitrac_voice_ai.provider import ElevenLabs
+from novitrac_voice_ai.reconcile import Reconciler
+from novitrac_voice_ai.sync import AgentSync
+
+
+@dataclass
+class VoiceRuntime:
+    """One app's voice-ai machinery.
+
+    Attributes:
+        settings: the service's settings.
+        sessions: the media bridges' session factory (a pool of their own).
+        bus: where live transcript lines go.
+        pool: the ElevenLabs key pool (this process's leases).
+        provider: the ElevenLabs adapter.
+        telephony: HTTP client for telephony's internal routes.
+        sync: the agent sync loop.
+        reconciler: the analysis reconciliation loop.
+        bridges: the media bridges running now.
+    """
+
+    settings: Settings
+    sessions: async_sessionmaker[AsyncSession]
+    bus: EventBus
+    pool: KeyPool
+    provider: ElevenLabs
+    telephony: httpx.AsyncClient
+    sync: AgentSync
+    reconciler: Reconciler
+    bridges: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+_RUNTIMES: dict[int, VoiceRuntime] = {}
+
+
+def register(context: ServiceContext, runtime: VoiceRuntime) -> None:
+    """Make ``runtime`` the one of the app running with ``context``."""
+    _RUNTIMES[id(context)] = runtime
+
+
+def unregister(context: ServiceContext) -> None:
+    """Forget the runtime of a stopped app."""
+    _RUNTIMES.pop(id(context), None)
+
+
+def of_context(context: ServiceContext) -> VoiceRuntime:
+    """The runtime of the app running with ``context``."""
+    return _RUNTIMES[id(context)]
+
+
+def get_runtime(request: Request) -> VoiceRuntime:
+    """The runtime of the app serving ``request``."""
+    return of_context(request.app.state.context)
+
+
+def websocket_runtime(websocket: WebSocket) -> VoiceRuntime:
+    """The runtime of the app serving ``websocket``."""
+    return of_context(websocket.app.state.context)
+
+
+RuntimeDep = Annotated[VoiceRuntime, Depends(get_runtime)]

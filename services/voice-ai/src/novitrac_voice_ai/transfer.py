@@ -1,0 +1,39 @@
+"""Asking telephony to transfer a call to the agent's human number (the agent's client tool)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+
+import httpx
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TransferOutcome:
+    """What the agent is told, and whether the transfer is under way."""
+
+    message: str
+    started: bool
+
+
+async def request_transfer(
+    http: httpx.AsyncClient, telephony_url: str, call_id: uuid.UUID
+) -> TransferOutcome:
+    """``POST {telephony}/internal/calls/{call_id}/transfer``: 202 started, 409 no number."""
+    url = f"{telephony_url.rstrip('/')}/internal/calls/{call_id}/transfer"
+    try:
+        response = await http.post(url)
+    except httpx.HTTPError as error:
+        logger.warning("voice.transfer.failed", extra={"error": repr(error)})
+        return TransferOutcome("The transfer could not be started; apologise and carry on.", False)
+    if response.status_code == 202:
+        return TransferOutcome("The call is being transferred to a human now.", True)
+    if response.status_code == 409:
+        return TransferOutcome(
+            "No human is available for this agent; carry on helping the caller.", False
+        )
+    logger.warning("voice.transfer.refused", extra={"status": response.status_code})
+    return TransferOutcome("The transfer could not be started; apologise and carry on.", False)
