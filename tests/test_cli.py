@@ -76,14 +76,14 @@ def test_migrate_then_run_one_service_against_postgres_and_rabbitmq(
 ) -> None:
     plain_url = asyncpg_url(database_url)
     migrated = novitrac(
-        "migrate", "billing", env=clean_environment(NOVITRAC_DATABASE_URL=plain_url)
+        "migrate", "notifications", env=clean_environment(NOVITRAC_DATABASE_URL=plain_url)
     )
     assert migrated.returncode == 0, migrated.stderr
-    assert "billing: schema billing at head" in migrated.stdout
+    assert "notifications: schema notifications at head" in migrated.stdout
 
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "novitrac_kit.cli", "run", "billing", "--port", str(port)],
+        [sys.executable, "-m", "novitrac_kit.cli", "run", "notifications", "--port", str(port)],
         env=clean_environment(NOVITRAC_DATABASE_URL=plain_url, NOVITRAC_AMQP_URL=amqp_url),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

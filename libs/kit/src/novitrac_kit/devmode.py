@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 DATABASE_NAME = "novitrac"
 DEFAULT_AUTH_PORT = 8001
+GATEWAY_PORT = 8000
 
 
 class EmbeddedPostgres:
@@ -137,7 +138,17 @@ def _sandbox(host: str, port_offset: int) -> Sandbox | None:
     except ImportError:
         logger.warning("dev.sandbox.missing")
         return None
-    return Sandbox(offset_config(SandboxConfig(), host=host, port_offset=port_offset))
+    # Provider webhooks go where the real ones would: through the gateway.
+    gateway = f"http://{host}:{GATEWAY_PORT + port_offset}"
+    return Sandbox(
+        offset_config(
+            SandboxConfig(),
+            host=host,
+            port_offset=port_offset,
+            stripe_webhook_url=f"{gateway}/webhooks/stripe",
+            elevenlabs_webhook_url=f"{gateway}/webhooks/elevenlabs",
+        )
+    )
 
 
 def _banner(
