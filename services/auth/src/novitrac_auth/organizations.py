@@ -14,12 +14,13 @@ from novitrac_auth.audit import RequestInfo
 from novitrac_auth.caller import Member
 from novitrac_auth.config import Settings
 from novitrac_auth.db import memberships, organizations, users
+from novitrac_auth.errors import UserTokenRequired
 from novitrac_auth.events import emit
 from novitrac_auth.schemas import Me, MemberOut, OrganizationOut, TokenPair, UserOut
 from novitrac_contracts.auth import MemberRemoved, MemberRoleChanged
 from novitrac_contracts.auth import Role as EventRole
 from novitrac_kit.errors import Conflict, Forbidden, NotFound, Unauthorized
-from novitrac_kit.tokens import Role
+from novitrac_kit.tokens import Identity, Role
 
 
 async def organizations_of(session: AsyncSession, user_id: UUID) -> list[OrganizationOut]:
@@ -33,17 +34,51 @@ async def organizations_of(session: AsyncSession, user_id: UUID) -> list[Organiz
     return [OrganizationOut(id=r.id, name=r.name, role=cast(Role, r.role)) for r in rows]
 
 
-async def me(session: AsyncSession, member: Member) -> Me:
-    """The caller, the organisation their token acts for, their role there, and all their orgs."""
-    user = (await session.execute(select(users).where(users.c.id == member.user_id))).one_or_none()
-    if user is None:
+async def me(session: AsyncSession, identity: Identity) -> Me:
+    """The caller, the organisation their token acts for, their role there, and all their orgs.
+
+    One query, since every dashboard page load asks it.
+
+    Raises:
+        UserTokenRequired: the token is an API key's.
+        Unauthorized: the user no longer exists.
+        Forbidden: the user is no longer a member of the token's organisation.
+    """
+    if identity.user_id is None:
+        raise UserTokenRequired("this route needs a user's token, not an API key's")
+    rows = (
+        await session.execute(
+            select(
+                users.c.id,
+                users.c.email,
+                users.c.name,
+                users.c.verified_at,
+                organizations.c.id.label("org_id"),
+                organizations.c.name.label("org_name"),
+                memberships.c.role,
+            )
+            .select_from(users)
+            .outerjoin(memberships, memberships.c.user_id == users.c.id)
+            .outerjoin(organizations, organizations.c.id == memberships.c.org_id)
+            .where(users.c.id == identity.user_id)
+            .order_by(memberships.c.created_at, organizations.c.id)
+        )
+    ).all()
+    if not rows:
         raise Unauthorized("authentication required")
-    orgs = await organizations_of(session, member.user_id)
-    current = next(org for org in orgs if org.id == member.org_id)
+    orgs = [
+        OrganizationOut(id=r.org_id, name=r.org_name, role=cast(Role, r.role))
+        for r in rows
+        if r.org_id is not None
+    ]
+    current = next((org for org in orgs if org.id == identity.org_id), None)
+    if current is None:
+        raise Forbidden("you are no longer a member of this organisation")
+    user = rows[0]
     return Me(
         user=UserOut(id=user.id, email=user.email, name=user.name, verified_at=user.verified_at),
         organization=current,
-        role=member.role,
+        role=current.role,
         organizations=orgs,
     )
 

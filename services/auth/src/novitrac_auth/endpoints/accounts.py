@@ -7,6 +7,7 @@ from fastapi import APIRouter, Response, status
 
 from novitrac_auth import accounts, organizations, sessions
 from novitrac_auth.deps import (
+    IdentityDep,
     MemberDep,
     RequestInfoDep,
     SettingsDep,
@@ -157,9 +158,9 @@ async def change_password(
 
 
 @router.get("/me", response_model=Me, responses=errors(401, 403))
-async def me(member: MemberDep, session: SessionDep) -> Me:
+async def me(identity: IdentityDep, session: SessionDep) -> Me:
     """The caller, the organisation their token acts for, their role, and all their orgs."""
-    return await organizations.me(session, member)
+    return await organizations.me(session, identity)
 
 
 @router.get("/organizations", response_model=list[OrganizationOut], responses=errors(401, 403))
