@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
 from opentelemetry import trace
 
+from novitrac_gateway.metrics import UPSTREAM_ERRORS
 from novitrac_kit.telemetry import configure_tracing, instrument_httpx
 from novitrac_kit.testing.tokens import TokenIssuer
 
@@ -106,6 +108,35 @@ class TestStreaming:
         assert response.status_code == 200
         assert response.json()["body"] == "part one;part two"
 
+    async def test_client_leaving_mid_body_is_not_a_service_failure(
+        self, platform: Platform
+    ) -> None:
+        forwarded = len(platform.upstream.requests)
+        failures = _upstream_errors()
+        host, _, port = platform.url.removeprefix("http://").partition(":")
+        _, writer = await asyncio.open_connection(host, int(port))
+        writer.write(
+            f"POST /v1/calls/1/echo HTTP/1.1\r\nHost: {host}\r\n"
+            f"Authorization: Bearer {platform.token()}\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n".encode()
+        )
+        await writer.drain()
+        await asyncio.sleep(0.2)
+        writer.close()
+        await asyncio.sleep(0.3)
+        # Nothing reached the service as a whole request, and nothing was counted against it.
+        assert len(platform.upstream.requests) == forwarded
+        assert _upstream_errors() == failures
+
+
+def _upstream_errors() -> float:
+    return sum(
+        sample.value
+        for metric in UPSTREAM_ERRORS.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    )
+
 
 class TestForwardedHeaders:
     async def test_request_id_is_kept_and_echoed(self, platform: Platform) -> None:
@@ -181,6 +212,35 @@ class TestWebhooks:
         assert seen["headers"]["x-forwarded-host"] == "api.novitrac.example"
         assert seen["headers"]["x-twilio-signature"] == "c2lnbmF0dXJl"
         assert seen["headers"]["content-type"] == "application/x-www-form-urlencoded"
+
+    async def test_nothing_is_added_to_a_bare_request(self, platform: Platform) -> None:
+        host, _, port = platform.url.removeprefix("http://").partition(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(
+            b"POST /webhooks/stripe?x=%7E HTTP/1.1\r\nHost: hooks.example\r\n"
+            b'Stripe-Signature: t=1,v1=ab\r\nContent-Length: 5\r\n\r\n{"a"}'
+        )
+        head, _, rest = (await reader.readuntil(b"\r\n\r\n")).partition(b"\r\n")
+        length = next(
+            int(line.split(b":")[1])
+            for line in rest.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        seen = json.loads(await reader.readexactly(length))
+        writer.close()
+        assert head.startswith(b"HTTP/1.1 201")
+        assert seen["query"] == "x=%7E"
+        assert seen["body_length"] == 5
+        # The client's headers and the gateway's own, and nothing an HTTP client adds by itself.
+        assert set(seen["headers"]) - {"traceparent"} == {
+            "host",
+            "stripe-signature",
+            "content-length",
+            "x-request-id",
+            "x-forwarded-for",
+            "x-forwarded-proto",
+            "x-forwarded-host",
+        }
 
 
 class TestUpstreamFailures:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
+import aiohttp
 from fastapi import APIRouter, Request, Response
 from fastapi.openapi.docs import get_swagger_ui_html
 
@@ -28,6 +28,8 @@ from novitrac_gateway.upstreams import Upstreams
 logger = logging.getLogger(__name__)
 
 Document = dict[str, Any]
+
+_FETCH_TIMEOUT = aiohttp.ClientTimeout(total=5.0)
 
 SCHEMA_PREFIX = "#/components/schemas/"
 ERROR_SCHEMA = "GatewayError"
@@ -163,11 +165,17 @@ class OpenApiAggregator:
         self._fetched_at = self._clock()
 
     async def _fetch(self, name: str) -> tuple[str, Document | None]:
+        upstream = self._upstreams[name]
         try:
-            response = await self._upstreams[name].client.get("/openapi.json", timeout=5.0)
-            response.raise_for_status()
-            document = response.json()
-        except (httpx.HTTPError, ValueError) as error:
+            async with upstream.session.get(
+                upstream.url(b"/openapi.json", b""),
+                headers={"accept": "application/json"},
+                allow_redirects=False,
+                timeout=_FETCH_TIMEOUT,
+            ) as response:
+                response.raise_for_status()
+                document = json.loads(await response.read())
+        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
             logger.warning(
                 "gateway.openapi.fetch_failed",
                 extra={"upstream": name, "error": type(error).__name__},

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
-import httpx
+import aiohttp
 from opentelemetry.propagate import inject
 from starlette.types import Receive, Scope, Send
 
@@ -178,48 +178,43 @@ async def _forward(
         header(headers, b"content-length") not in (None, b"0")
     )
     raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
-    request = upstream.client.build_request(
-        scope["method"],
-        upstream.url(raw_path, scope.get("query_string", b"")),
-        headers=outgoing,
-        content=_body(receive, gateway.max_body_bytes) if has_body else None,
-    )
+    # aiohttp sends the body from a task of its own and wraps what the body raises in a
+    # connection error of its own: why the body stopped is kept here for this function to see.
+    stopped = _BodyStop()
     try:
-        response = await upstream.client.send(request, stream=True)
-    except BodyTooLarge:
-        await _too_large(send, receive, gateway, common, drain=None)
-        return
-    except ClientGone:
-        return
-    except httpx.TimeoutException as error:
-        kind = "unavailable" if isinstance(error, httpx.ConnectTimeout | httpx.PoolTimeout) else ""
-        await _upstream_failed(send, service, kind or "timeout", error, common)
-        return
-    except httpx.ConnectError as error:
-        await _upstream_failed(send, service, "unavailable", error, common)
-        return
-    except httpx.HTTPError as error:
-        await _upstream_failed(send, service, "bad_gateway", error, common)
+        response = await upstream.session.request(
+            scope["method"],
+            upstream.url(raw_path, scope.get("query_string", b"")),
+            headers=[(_text(key), _text(value)) for key, value in outgoing],
+            data=_body(receive, gateway.max_body_bytes, stopped) if has_body else None,
+            allow_redirects=False,
+        )
+    except (aiohttp.ClientError, TimeoutError, BodyTooLarge, ClientGone) as error:
+        if isinstance(stopped.reason, BodyTooLarge):
+            await _too_large(send, receive, gateway, common, drain=None)
+        elif stopped.reason is None:
+            await _upstream_failed(send, service, _failure_kind(error), error, common)
+        # A client that has gone is owed nothing more.
         return
 
     try:
         response_headers: Headers = [
             (key.lower(), value)
-            for key, value in response.headers.raw
+            for key, value in response.raw_headers
             if key.lower() not in HOP_BY_HOP and key.lower() not in _REPLACED_ON_RESPONSE
         ]
         add_missing(response_headers, common)
         await send(
             {
                 "type": "http.response.start",
-                "status": response.status_code,
+                "status": response.status,
                 "headers": response_headers,
             }
         )
-        async for chunk in response.aiter_raw():
+        async for chunk in response.content.iter_any():
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
-    except httpx.HTTPError as error:
+    except (aiohttp.ClientError, TimeoutError) as error:
         # The status has gone out: all that is left is to cut the response short.
         UPSTREAM_ERRORS.labels(service, "broken_response").inc()
         logger.warning(
@@ -227,7 +222,17 @@ async def _forward(
             extra={"upstream": service, "error": type(error).__name__},
         )
     finally:
-        await response.aclose()
+        # Back to the pool once read to the end; closed otherwise.
+        response.release()
+
+
+def _failure_kind(error: BaseException) -> str:
+    """How a request that got no answer from its service failed, as counted and answered."""
+    if isinstance(error, aiohttp.ConnectionTimeoutError | aiohttp.ClientConnectorError):
+        return "unavailable"
+    if isinstance(error, TimeoutError):
+        return "timeout"
+    return "bad_gateway"
 
 
 def _request_headers(
@@ -258,20 +263,40 @@ def _request_headers(
     return outgoing
 
 
-async def _body(receive: Receive, limit: int) -> AsyncIterator[bytes]:
+class _BodyStop:
+    """Why the request body stopped short, if it did."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self) -> None:
+        self.reason: BodyTooLarge | ClientGone | None = None
+
+
+async def _body(receive: Receive, limit: int, stopped: _BodyStop) -> AsyncIterator[bytes]:
     received = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise ClientGone
+            stopped.reason = ClientGone()
+            raise stopped.reason
         chunk: bytes = message.get("body", b"")
         received += len(chunk)
         if received > limit:
-            raise BodyTooLarge
+            stopped.reason = BodyTooLarge()
+            raise stopped.reason
         if chunk:
             yield chunk
         if not message.get("more_body", False):
             return
+
+
+def _text(value: bytes) -> str:
+    """A header name or value as text that aiohttp writes back as the same bytes (UTF-8)."""
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        # Not UTF-8: sent as Latin-1 read as UTF-8, the closest aiohttp can come.
+        return value.decode("latin-1")
 
 
 def _secret(headers: Headers) -> str | None:

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+import httpx
+
 from novitrac_contracts.envelope import Envelope
 from novitrac_gateway.config import Settings
 from novitrac_gateway.credentials import Authenticator
@@ -17,7 +19,6 @@ from novitrac_gateway.live.hub import API_KEY_REVOKED, EVENT_PATTERNS, LIVE_PATT
 from novitrac_gateway.live.resume import ResumeBuffer
 from novitrac_gateway.openapi import OpenApiAggregator
 from novitrac_gateway.ratelimit import Limit, MemoryRateLimiter, RateLimiter
-from novitrac_gateway.routing import AUTH
 from novitrac_gateway.upstreams import Upstreams
 from novitrac_kit.runtime import ServiceContext
 
@@ -74,12 +75,24 @@ async def lifespan(context: ServiceContext) -> AsyncIterator[None]:
         max_connections=settings.upstream_max_connections,
         keepalive_expiry=settings.upstream_keepalive_expiry,
     )
+    # API keys are exchanged with auth rarely (once a minute per key at most): httpx is fine there.
+    auth_client = httpx.AsyncClient(
+        base_url=settings.auth_url,
+        timeout=settings.auth_timeout,
+        limits=httpx.Limits(
+            max_connections=settings.upstream_max_connections,
+            max_keepalive_connections=settings.upstream_max_connections,
+            keepalive_expiry=settings.upstream_keepalive_expiry,
+        ),
+        follow_redirects=False,
+        trust_env=False,
+    )
     gateway = Gateway(
         settings=settings,
         upstreams=upstreams,
         authenticator=Authenticator(
             context.verifier,
-            upstreams[AUTH].client,
+            auth_client,
             token_ttl=settings.token_cache_seconds,
             api_key_ttl=settings.api_key_cache_seconds,
             cache_size=settings.token_cache_size,
@@ -116,6 +129,7 @@ async def lifespan(context: ServiceContext) -> AsyncIterator[None]:
         await asyncio.gather(*chores, return_exceptions=True)
         await gateway.openapi.aclose()
         await upstreams.aclose()
+        await auth_client.aclose()
         del context.parts[_PART]
 
 
