@@ -71,9 +71,6 @@ class Setup:
     amqp_url: str
     port: int
     jwks_url: str
-    deflate: bool
-    untraced_ws: bool = False
-    gc_freeze: bool = False
 
     @property
     def exchanges(self) -> tuple[str, str, str]:
@@ -106,15 +103,11 @@ def serve_gateway(setup: Setup) -> None:
 
     from novitrac_gateway.config import Settings
     from novitrac_gateway.main import service
-    from novitrac_kit import telemetry
     from novitrac_kit.config import load_settings
     from novitrac_kit.runtime import create_app
     from novitrac_kit.telemetry import configure_logging, configure_tracing, instrument_httpx
 
     _raise_file_limit()
-    if setup.untraced_ws:
-        # What the proposed kit change does: no tracing middleware around each WebSocket message.
-        telemetry._UNTRACED_PATHS += ",/v1/ws$"
     settings = load_settings(
         Settings,
         database_url="postgresql://bench@127.0.0.1:5432/unused",
@@ -136,12 +129,10 @@ def serve_gateway(setup: Setup) -> None:
         port=setup.port,
         log_config=None,
         access_log=False,
-        ws_per_message_deflate=setup.deflate,
+        ws_per_message_deflate=False,
     )
-    if setup.gc_freeze:
-        # What the proposed kit change does: what start-up made is never scanned by the collector.
-        gc.collect()
-        gc.freeze()
+    gc.collect()
+    gc.freeze()
     profile = os.environ.get("BENCH_WS_PROFILE")
     if not profile:
         serve()
@@ -197,7 +188,7 @@ async def _clients(
 ) -> Received:
     url = f"ws://127.0.0.1:{setup.port}/v1/ws?access_token="
     gate = asyncio.Semaphore(64)
-    compression = "deflate" if setup.deflate else None
+    compression = None  # the gateway, as novitrac run serves it, does not compress frames
 
     async def open_one(token: str) -> ClientConnection:
         async with gate:
@@ -372,17 +363,19 @@ def run(args: argparse.Namespace) -> None:
             amqp_url=args.amqp_url,
             port=free_port(),
             jwks_url=jwks.url,
-            deflate=not args.no_deflate,
-            untraced_ws=args.untraced_ws,
-            gc_freeze=args.gc_freeze,
         )
         url = f"http://127.0.0.1:{setup.port}"
         gateway = subprocess.Popen(
-            [sys.executable, __file__, "--serve-gateway", setup.name, str(setup.port), jwks.url]
-            + (["--no-deflate"] if args.no_deflate else [])
-            + (["--untraced-ws"] if args.untraced_ws else [])
-            + (["--gc-freeze"] if args.gc_freeze else [])
-            + ["--amqp-url", args.amqp_url]
+            [
+                sys.executable,
+                __file__,
+                "--serve-gateway",
+                setup.name,
+                str(setup.port),
+                jwks.url,
+                "--amqp-url",
+                args.amqp_url,
+            ]
         )
         context = multiprocessing.get_context("spawn")
         report: Queue[Any] = context.Queue()
@@ -498,43 +491,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--orgs", type=int, default=100, help="organisations sharing the sockets")
     parser.add_argument("--client-processes", type=int, default=2, help="processes of sockets")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds to wait at the end")
-    parser.add_argument("--no-deflate", action="store_true", help="clients offer no compression")
-    parser.add_argument(
-        "--untraced-ws",
-        action="store_true",
-        help="leave /v1/ws out of the tracing middleware (a proposed kit change)",
-    )
-    parser.add_argument(
-        "--gc-freeze",
-        action="store_true",
-        help="gc.freeze() in the gateway once started (a proposed kit change)",
-    )
     parser.add_argument("--quick", action="store_true", help="200 sockets for 5 s")
     parser.add_argument("--amqp-url", default=DEFAULT_AMQP_URL)
     parser.add_argument("--serve-gateway", nargs=3, metavar=("NAME", "PORT", "JWKS_URL"))
     args = parser.parse_args(argv)
     if args.serve_gateway:
         name, port, jwks_url = args.serve_gateway
-        serve_gateway(
-            Setup(
-                name,
-                args.amqp_url,
-                int(port),
-                jwks_url,
-                not args.no_deflate,
-                args.untraced_ws,
-                args.gc_freeze,
-            )
-        )
+        serve_gateway(Setup(name, args.amqp_url, int(port), jwks_url))
         return
     if args.quick:
         args.sockets, args.duration, args.warmup = 200, 5.0, 1.0
     print(
         f"bench/ws.py {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs; {args.sockets} sockets, {args.rate:.0f} signals/s, "
-        f"{args.orgs} organisations, per-message deflate {'off' if args.no_deflate else 'on'}"
-        f"{', /v1/ws untraced' if args.untraced_ws else ''}"
-        f"{', gc.freeze()' if args.gc_freeze else ''}"
+        f"{args.orgs} organisations"
     )
     run(args)
 
