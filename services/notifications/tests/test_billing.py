@@ -263,6 +263,23 @@ class TestBillingNews:
             rows = await harness.feed_rows(user)
             assert [row.kind for row in rows].count("billing.payment.succeeded") == 1
 
+    async def test_the_plan_an_account_opens_with_is_not_news(self, harness: Harness) -> None:
+        team = await make_team(harness)
+        opening = PlanChanged(
+            org_id=team.org_id,
+            plan_id=uuid.uuid4(),
+            plan_name="Free",
+            currency="USD",
+            limits=PlanLimits(concurrent_calls=2, phone_numbers=1, minimum_call_balance=50),
+            opening=True,
+        )
+
+        await deliver(harness, from_billing(opening))
+
+        assert await harness.deliveries(to_address=owner_email(team), template="plan_changed") == []
+        kinds = [row.kind for row in await harness.feed_rows(team.owner)]
+        assert "billing.plan.changed" not in kinds
+
 
 class TestPreferences:
     async def test_billing_email_turned_off_while_the_in_app_item_follows_its_own_setting(

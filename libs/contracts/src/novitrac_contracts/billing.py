@@ -128,3 +128,25 @@ class PlanChanged(Event):
     plan_name: str
     currency: Currency = Field(description="Currency of the money amounts in limits.")
     limits: PlanLimits
+    opening: bool = Field(
+        default=False,
+        description="True for the plan an account opens with, which nobody chose: not news.",
+    )
+
+
+class CallCharged(Event):
+    """Emitted when a call is charged to its organisation's balance; once per call."""
+
+    event_type: ClassVar[str] = "billing.call.charged.v1"
+
+    call_id: UUID
+    org_id: UUID
+    amount: Money = Field(ge=0, description="What the call cost, in the smallest unit.")
+    currency: Currency
+    billed_seconds: int = Field(
+        ge=0, description="Seconds billed after the plan's increment and minimum."
+    )
+    rate_per_minute: Money = Field(
+        ge=0, description="The plan's rate for the call's direction, per minute."
+    )
+    plan_id: UUID = Field(description="The plan in force when the call started.")

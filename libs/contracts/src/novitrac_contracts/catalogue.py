@@ -56,6 +56,7 @@ EVENTS: Mapping[str, type[Event]] = _index(
         billing.PaymentSucceeded,
         billing.PaymentFailed,
         billing.PlanChanged,
+        billing.CallCharged,
         notifications.NotificationCreated,
     ]
 )

@@ -29,7 +29,9 @@ class SharedSignalServer(uvicorn.Server):
 
 def bind(host: str, port: int) -> socket.socket:
     """A listening-ready TCP socket on ``host:port`` (``port=0``: any free port)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY on accepted connections only when the
+    # listening socket names its protocol; without it every response waits ~40 ms for a delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

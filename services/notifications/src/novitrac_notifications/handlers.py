@@ -209,7 +209,12 @@ async def send_receipt(event: PaymentSucceeded, ctx: HandlerContext) -> None:
 
 @handlers.on(PlanChanged)
 async def tell_plan_changed(event: PlanChanged, ctx: HandlerContext) -> None:
-    """Tell owners and admins which plan, with which limits, is now in force."""
+    """Tell owners and admins which plan, with which limits, is now in force.
+
+    Not the plan an account opens with: that was never a change anyone made.
+    """
+    if event.opening:
+        return
     await billing_notices.tell_managers(
         ctx, org_id=event.org_id, notice_for=lambda org: billing_notices.plan_changed(event, org)
     )

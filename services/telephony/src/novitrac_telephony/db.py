@@ -1,5 +1,23 @@
 """The `telephony` schema: every table the telephony service owns."""
 
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    Table,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
 from novitrac_kit.db import service_metadata
 from novitrac_kit.inbox import inbox_table
 from novitrac_kit.outbox import outbox_table
@@ -7,3 +25,137 @@ from novitrac_kit.outbox import outbox_table
 metadata = service_metadata("telephony")
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("org_id", Uuid, primary_key=True),
+    Column("plan_id", Uuid, comment="Null until billing.plan.changed.v1 arrives."),
+    Column("currency", Text),
+    Column("concurrent_calls", Integer, nullable=False, server_default=text("0")),
+    Column("phone_numbers", Integer, nullable=False, server_default=text("0")),
+    Column("minimum_call_balance", BigInteger, nullable=False, server_default=text("0")),
+    Column("balance", BigInteger, comment="Null until billing.balance.changed.v1 arrives."),
+    Column("balance_sequence", BigInteger, nullable=False, server_default=text("0")),
+    Column("suspended", Boolean, nullable=False, server_default=text("false")),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    comment="Projection of billing's view of each organisation; its row lock serialises calls.",
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("org_id", Uuid, nullable=False, index=True),
+    Column("revision", Integer, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("max_duration_s", Integer, nullable=False),
+    Column("machine_detection", Text, nullable=False),
+    Column("transfer_number", Text),
+    Column("sync_status", Text, nullable=False),
+    Column("deleted", Boolean, nullable=False, server_default=text("false")),
+    comment="Projection of voice-ai's agents (voice.agent.updated/deleted.v1).",
+)
+
+phone_numbers = Table(
+    "phone_numbers",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("org_id", Uuid, nullable=False),
+    Column("phone_number", Text, nullable=False),
+    Column("twilio_sid", Text, nullable=False),
+    Column("friendly_name", Text, nullable=False),
+    Column("agent_id", Uuid),
+    Column("voice", Boolean, nullable=False, server_default=text("true")),
+    Column("sms", Boolean, nullable=False, server_default=text("true")),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("released_at", DateTime(timezone=True)),
+    Index("ix_phone_numbers_org", "org_id", "created_at"),
+    Index(
+        "uq_phone_numbers_held",
+        "phone_number",
+        unique=True,
+        postgresql_where=text("released_at IS NULL"),
+    ),
+)
+
+calls = Table(
+    "calls",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("org_id", Uuid, nullable=False),
+    Column("agent_id", Uuid, nullable=False),
+    Column("phone_number_id", Uuid, nullable=False),
+    Column("direction", Text, nullable=False),
+    Column("from_number", Text, nullable=False),
+    Column("to_number", Text, nullable=False),
+    Column("twilio_sid", Text, unique=True),
+    Column("status", Text, nullable=False),
+    Column(
+        "status_sequence",
+        Integer,
+        nullable=False,
+        server_default=text("0"),
+        comment="Counts applied status changes; the sequence of telephony.call.* events.",
+    ),
+    Column(
+        "callback_sequence",
+        Integer,
+        comment="Highest Twilio SequenceNumber seen; older callbacks change nothing.",
+    ),
+    Column("variables", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("machine_detection", Text, nullable=False, server_default=text("'off'")),
+    Column("max_duration_s", Integer, nullable=False),
+    Column("answered_by", Text),
+    Column("ended_reason", Text),
+    Column("duration_s", Integer),
+    Column("price", Text),
+    Column("price_unit", Text),
+    Column("recording_url", Text),
+    Column("recording_sid", Text),
+    Column("recording_duration_s", Integer),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("started_at", DateTime(timezone=True)),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("conversation_id", Uuid),
+    Column("transcript", JSONB),
+    Column("summary", Text),
+    Column("cost_amount", BigInteger),
+    Column("cost_currency", Text),
+    Column("billed_seconds", Integer),
+    Column("rate_per_minute", BigInteger),
+    Index("ix_calls_org_created", "org_id", "created_at", "id"),
+    Index(
+        "ix_calls_active",
+        "org_id",
+        postgresql_where=text("status IN ('queued', 'ringing', 'in-progress')"),
+    ),
+)
+
+call_events = Table(
+    "call_events",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("call_id", Uuid, ForeignKey("calls.id", ondelete="CASCADE"), nullable=False),
+    Column("status", Text, nullable=False),
+    Column("sequence", Integer, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("call_id", "sequence"),
+    comment="A call's status history: one row per applied change.",
+)
+
+sms_messages = Table(
+    "sms_messages",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("org_id", Uuid, nullable=False),
+    Column("phone_number_id", Uuid, nullable=False),
+    Column("direction", Text, nullable=False),
+    Column("from_number", Text, nullable=False),
+    Column("to_number", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("twilio_sid", Text, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_sms_org_created", "org_id", "created_at", "id"),
+)

@@ -1,0 +1,17 @@
+"""Writing billing's events to its outbox, in the transaction of the change they describe."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from novitrac_billing.db import outbox
+from novitrac_contracts.envelope import Envelope, Event
+from novitrac_kit import outbox as kit_outbox
+
+PRODUCER = "billing"
+
+
+async def emit(session: AsyncSession, event: Event, *, correlation_id: str | None = None) -> None:
+    """Write ``event`` to the outbox; it is published once the transaction commits."""
+    envelope = Envelope.wrap(event, producer=PRODUCER, correlation_id=correlation_id)
+    await kit_outbox.add(session, outbox, envelope)

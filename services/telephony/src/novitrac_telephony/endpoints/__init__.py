@@ -1,0 +1,1 @@
+"""Telephony's HTTP routes, one router per noun."""
