@@ -258,10 +258,10 @@ def platform(database_url: str, amqp_url: str, rate_limit: float) -> Iterator[Pl
     gateway_env = {
         **env,
         "GATEWAY_AUTH_URL": f"http://{HOST}:{auth_port}",
-        "GATEWAY_ORG_RATE_PER_SECOND": str(rate_limit),
-        "GATEWAY_ORG_BURST": str(rate_limit),
-        "GATEWAY_ADDRESS_RATE_PER_SECOND": str(rate_limit),
-        "GATEWAY_ADDRESS_BURST": str(rate_limit),
+        "GATEWAY_ORG_RATE_LIMIT": str(rate_limit),
+        "GATEWAY_ORG_RATE_BURST": str(rate_limit),
+        "GATEWAY_ADDRESS_RATE_LIMIT": str(rate_limit),
+        "GATEWAY_ADDRESS_RATE_BURST": str(rate_limit),
     }
     auth = start("auth", auth_port, env)
     gateway = start("gateway", gateway_port, gateway_env)

@@ -1,8 +1,10 @@
-"""The platform as a dashboard sees it: auth, notifications and the gateway on real sockets.
+"""The platform as a dashboard sees it: the services and the provider sandbox on real sockets.
 
-Each service is built by the kit's ``create_app`` exactly as ``novitrac run`` builds it, with its
+``platform`` runs auth, notifications and the gateway; ``whole_platform`` runs every service. Each
+service is built by the kit's ``create_app`` exactly as ``novitrac run`` builds it, with its
 own :class:`~novitrac_kit.bus.rabbitmq.RabbitBus` connection to the real broker, migrations applied
-to a fresh real PostgreSQL database, and the sandbox's SMTP sink catching the email. Addresses come
+to a fresh real PostgreSQL database, and the whole provider sandbox (Twilio, ElevenLabs, Stripe,
+the SMTP sink) standing in for the providers, its webhooks sent through the gateway. Addresses come
 from the services' own development-mode wiring (``Service.development_environment``) at a random
 port offset, so the tests exercise the same wiring ``novitrac dev`` uses. Exchanges and queues get
 names of their own (``<unique>.events``, ``auth-<unique>``), removed afterwards, so a developer's
@@ -17,7 +19,7 @@ import random
 import re
 import socket
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,11 +37,13 @@ from novitrac_kit.runtime import create_app
 from novitrac_kit.service import DevelopmentSite, declare_queues, discover
 from novitrac_kit.testing.servers import running
 from novitrac_kit.testing.waiting import eventually
+from novitrac_sandbox.config import SandboxConfig
+from novitrac_sandbox.main import offset_config
+from novitrac_sandbox.sandbox import Sandbox
 from novitrac_sandbox.smtp.mailbox import Mailbox, Message
-from novitrac_sandbox.smtp.server import SmtpSink
 
-SERVICES = ("auth", "notifications", "gateway")
-SMTP_PORT = 2525
+ACCOUNT_SERVICES = ("auth", "notifications", "gateway")
+EVERY_SERVICE = ("auth", "notifications", "billing", "telephony", "voice-ai", "gateway")
 HOST = "127.0.0.1"
 CODE = re.compile(r"\b(\d{6})\b")
 INVITATION_CODE = re.compile(r"invitation code is:\s*(\S+)")
@@ -59,8 +63,13 @@ class Platform:
     """The running platform: the gateway's address and what the outside world can observe."""
 
     gateway: str
-    mailbox: Mailbox
+    sandbox: Sandbox
     database_url: str
+
+    @property
+    def mailbox(self) -> Mailbox:
+        """What the sandbox's SMTP sink received."""
+        return self.sandbox.mailbox
 
     def client(self, token: str | None = None, **headers: str) -> httpx.AsyncClient:
         """An HTTP client for the gateway, with a bearer token when given."""
@@ -104,9 +113,19 @@ class Platform:
         return match.group(1)
 
 
+def sandbox_ports(config: SandboxConfig) -> list[int]:
+    return [
+        config.control_port,
+        config.twilio_port,
+        config.elevenlabs_port,
+        config.stripe_port,
+        config.smtp_port,
+    ]
+
+
 def free_port_offset() -> int:
     """A port offset at which every port the platform needs is free right now."""
-    ports = [*(s.port for s in discover().values()), SMTP_PORT]
+    ports = [*(s.port for s in discover().values()), *sandbox_ports(SandboxConfig())]
     for _ in range(50):
         offset = random.randrange(10_000, 40_000, 10)
         try:
@@ -130,17 +149,20 @@ async def remove_broker_objects(amqp_url: str, queues: list[str], exchanges: lis
             await channel.exchange_delete(exchange)
 
 
-@pytest.fixture
-async def platform(
+@asynccontextmanager
+async def launched(
+    names: tuple[str, ...],
+    *,
     database_url: str,
     amqp_url: str,
     unique_name: str,
-    tmp_path: Path,
+    data_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Platform]:
+    """The named services and the sandbox, running until the block ends."""
     installed = discover()
-    services = [installed[name] for name in SERVICES]
-    site = DevelopmentSite(host=HOST, port_offset=free_port_offset(), data_dir=tmp_path)
+    services = [installed[name] for name in names]
+    site = DevelopmentSite(host=HOST, port_offset=free_port_offset(), data_dir=data_dir)
     environment: dict[str, Any] = {
         **development_environment(services, site),
         **TEST_ENVIRONMENT,
@@ -172,23 +194,67 @@ async def platform(
     await declare_queues(admin, renamed)
     await admin.close()
 
-    mailbox = Mailbox()
-    sink = SmtpSink(mailbox, host=HOST, port=site.port(SMTP_PORT))
-    await asyncio.to_thread(sink.start)
+    gateway = site.url(installed["gateway"].port)
+    sandbox = Sandbox(
+        offset_config(
+            SandboxConfig(realtime=False),
+            host=HOST,
+            port_offset=site.port_offset,
+            stripe_webhook_url=f"{gateway}/webhooks/stripe",
+            elevenlabs_webhook_url=f"{gateway}/webhooks/elevenlabs",
+        )
+    )
     try:
         async with AsyncExitStack() as stack:
+            await stack.enter_async_context(sandbox.running())
             for original, service in zip(services, renamed, strict=True):
                 settings = load_settings(service.settings)
                 app = create_app(service, settings=settings, bus=bus(service.name), owns_bus=True)
                 await stack.enter_async_context(
                     running(app, host=HOST, port=site.port(original.port))
                 )
-            gateway_port = site.port(installed["gateway"].port)
-            yield Platform(
-                gateway=f"http://{HOST}:{gateway_port}", mailbox=mailbox, database_url=database_url
-            )
+            yield Platform(gateway=gateway, sandbox=sandbox, database_url=database_url)
     finally:
-        await asyncio.to_thread(sink.stop)
         await remove_broker_objects(
             amqp_url, [s.name for s in renamed if s.handlers.event_types], exchanges
         )
+
+
+@pytest.fixture
+async def platform(
+    database_url: str,
+    amqp_url: str,
+    unique_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[Platform]:
+    """Accounts and the front door: auth, notifications and the gateway."""
+    async with launched(
+        ACCOUNT_SERVICES,
+        database_url=database_url,
+        amqp_url=amqp_url,
+        unique_name=unique_name,
+        data_dir=tmp_path,
+        monkeypatch=monkeypatch,
+    ) as running_platform:
+        yield running_platform
+
+
+@pytest.fixture
+async def whole_platform(
+    database_url: str,
+    amqp_url: str,
+    unique_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[Platform]:
+    """Every service."""
+    async with launched(
+        EVERY_SERVICE,
+        database_url=database_url,
+        amqp_url=amqp_url,
+        unique_name=unique_name,
+        data_dir=tmp_path,
+        monkeypatch=monkeypatch,
+    ) as running_platform:
+        yield running_platform
