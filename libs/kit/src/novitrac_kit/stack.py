@@ -2,8 +2,11 @@
 
 This is how production runs (one process per service, the RabbitMQ transport), on one machine:
 the database is created when missing, migrations are applied, then each service is started with
-``novitrac run`` and its output is prefixed with its name. Ctrl-C stops them all; so does the death
-of any one of them.
+``novitrac run`` beside the provider sandbox (``novitrac sandbox``, its webhooks sent through the
+gateway), and their output is prefixed with their names. The services get the same wiring as in
+development mode (sandbox addresses and credentials, development secrets) for every variable the
+environment does not set, so real providers are a matter of setting their variables. Ctrl-C stops
+them all; so does the death of any one of them.
 """
 
 from __future__ import annotations
@@ -14,14 +17,18 @@ import signal
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
 from novitrac_kit import migrations
 from novitrac_kit.bus.rabbitmq import RabbitBus
+from novitrac_kit.devmode import GATEWAY_PORT, development_environment
 from novitrac_kit.dsn import asyncpg_url
-from novitrac_kit.service import Service, declare_queues
+from novitrac_kit.service import DevelopmentSite, Service, declare_queues
+
+HOST = "127.0.0.1"
 
 
 async def ensure_database(url: str) -> None:
@@ -37,32 +44,47 @@ async def ensure_database(url: str) -> None:
         await connection.close()
 
 
-def run_stack(services: list[Service], *, database_url: str, amqp_url: str) -> int:
+def run_stack(
+    services: list[Service], *, database_url: str, amqp_url: str, with_sandbox: bool = True
+) -> int:
     """Migrate, start every service, and wait; returns the exit code for the command."""
     asyncio.run(ensure_database(database_url))
     asyncio.run(_declare_queues(services, amqp_url))
     for service in services:
         if service.database is not None:
             migrations.upgrade(service.database.migrations, database_url)
+    site = DevelopmentSite(host=HOST, port_offset=0, data_dir=Path(".novitrac"))
     environment = {
+        **development_environment(services, site),
         **os.environ,
         "NOVITRAC_DATABASE_URL": database_url,
         "NOVITRAC_AMQP_URL": amqp_url,
     }
+    commands = {service.name: ["run", service.name] for service in services}
+    if with_sandbox:
+        gateway = site.url(GATEWAY_PORT)
+        commands["sandbox"] = [
+            "sandbox",
+            "--stripe-webhook-url",
+            f"{gateway}/webhooks/stripe",
+            "--elevenlabs-webhook-url",
+            f"{gateway}/webhooks/elevenlabs",
+        ]
     processes = {
-        service.name: subprocess.Popen(
-            [sys.executable, "-m", "novitrac_kit.cli", "run", service.name],
+        name: subprocess.Popen(
+            [sys.executable, "-m", "novitrac_kit.cli", *command],
             env=environment,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
         )
-        for service in services
+        for name, command in commands.items()
     }
     width = max(len(name) for name in processes)
     for name, process in processes.items():
         threading.Thread(target=_relay, args=(name.ljust(width), process), daemon=True).start()
-        print(f"{name.ljust(width)} | http://127.0.0.1:{_port(services, name)}")  # noqa: T201
+        if name != "sandbox":
+            print(f"{name.ljust(width)} | http://{HOST}:{_port(services, name)}")  # noqa: T201
 
     stopping = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
