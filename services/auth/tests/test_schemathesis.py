@@ -3,63 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
-import hypothesis
-import schemathesis
-from schemathesis.checks import not_a_server_error
-from schemathesis.core.result import Err
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
+from novitrac_kit.testing.contract import exercise
 
 from .conftest import Auth, bearer
 
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-]
 EXAMPLES_PER_OPERATION = 12
-
-
-def _fuzz(url: str, token: str) -> list[str]:
-    """Run every operation of the document; returns the operations exercised."""
-    schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
-    exercised = []
-    for result in schema.get_all_operations():
-        if isinstance(result, Err):
-            raise result.err()
-        operation = result.ok()
-        if operation.path in {"/metrics", "/healthz", "/readyz"}:
-            continue
-
-        @hypothesis.settings(
-            max_examples=EXAMPLES_PER_OPERATION,
-            deadline=None,
-            database=None,
-            derandomize=True,
-            suppress_health_check=list(hypothesis.HealthCheck),
-            phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
-        )
-        @hypothesis.given(case=operation.as_strategy())
-        def run(case: schemathesis.Case[Any]) -> None:
-            response = case.call(base_url=url, headers=bearer(token), timeout=30)
-            case.validate_response(response, checks=CHECKS)
-
-        run()
-        exercised.append(f"{operation.method.upper()} {operation.path}")
-    return exercised
 
 
 async def test_the_api_keeps_its_documented_promises(auth: Auth) -> None:
     tokens = await auth.register("ada@example.com")
-    exercised = await asyncio.to_thread(_fuzz, auth.url, tokens["access_token"])
+    exercised = await asyncio.to_thread(
+        exercise, auth.url, bearer(tokens["access_token"]), examples=EXAMPLES_PER_OPERATION
+    )
     assert {"POST /v1/auth/signup", "POST /v1/auth/login", "GET /.well-known/jwks.json"} <= set(
         exercised
     )
