@@ -23,7 +23,7 @@ async def test_a_new_organisation_gets_its_trial_credit(billing: Billing) -> Non
         "minimum_call_balance": 50,
     }
     ledger = (await billing.client.get("/v1/billing/ledger", headers=billing.auth(org_id))).json()
-    assert [(e["kind"], e["amount"], e["balance_after"]) for e in ledger["data"]] == [
+    assert [(e["kind"], e["amount"], e["balance_after"]) for e in ledger["items"]] == [
         ("trial_credit", 500, 500)
     ]
 
@@ -58,7 +58,7 @@ async def test_an_organisation_sees_only_its_own_account(billing: Billing) -> No
 
     assert await billing.balance(mine) == 500
     ledger = (await billing.client.get("/v1/billing/ledger", headers=billing.auth(mine))).json()
-    assert len(ledger["data"]) == 1
+    assert len(ledger["items"]) == 1
     unknown = await billing.client.get("/v1/billing/account", headers=billing.auth(uuid.uuid4()))
     assert unknown.status_code == 404
 

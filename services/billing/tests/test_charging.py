@@ -40,7 +40,7 @@ async def test_calls_are_charged_per_the_free_plan(billing: Billing) -> None:
     assert await billing.balance(org_id) == 500 - 30 - 10
     assert await billing.check_ledger(org_id) == 460
     ledger = (await billing.client.get("/v1/billing/ledger", headers=billing.auth(org_id))).json()
-    assert [(e["kind"], e["reference"], e["amount"]) for e in ledger["data"][:2]] == [
+    assert [(e["kind"], e["reference"], e["amount"]) for e in ledger["items"][:2]] == [
         ("call", str(short_inbound), -10),
         ("call", str(long_call), -30),
     ]
@@ -201,7 +201,7 @@ async def test_the_ledger_pages_with_a_cursor(billing: Billing) -> None:
                 "/v1/billing/ledger", params=params, headers=billing.auth(org_id)
             )
         ).json()
-        seen += [e["id"] for e in page["data"]]
+        seen += [e["id"] for e in page["items"]]
         cursor = page["next_cursor"]
         if cursor is None:
             break

@@ -8,11 +8,18 @@ import uuid
 import httpx
 import sqlalchemy as sa
 
-from novitrac_contracts.billing import AccountReinstated, BalanceChanged, ReinstatementReason
+from novitrac_contracts.billing import (
+    AccountReinstated,
+    AccountSuspended,
+    BalanceChanged,
+    ReinstatementReason,
+    SuspensionReason,
+)
+from novitrac_contracts.envelope import Envelope
 from novitrac_contracts.voice import AgentSyncStatus
 from novitrac_kit.testing.waiting import eventually
 from novitrac_sandbox.phone import PhoneScript
-from novitrac_telephony.db import accounts
+from novitrac_telephony.db import accounts, inbox
 
 from .conftest import Launcher, Platform
 
@@ -203,3 +210,37 @@ async def test_the_concurrency_limit_holds_across_replicas_and_failures_keep_no_
         for _ in range(2)
     ]
     assert [answer.status_code for answer in again] == [201, 201]
+
+
+async def test_a_suspension_delivered_after_a_later_reinstatement_changes_nothing(
+    platform: Platform,
+) -> None:
+    org = await platform.org()
+    suspended = Envelope.wrap(
+        AccountSuspended(
+            org_id=org.id, reason=SuspensionReason.INSUFFICIENT_BALANCE, balance=0, currency="USD"
+        ),
+        producer="billing",
+    )
+    reinstated = Envelope.wrap(
+        AccountReinstated(
+            org_id=org.id, reason=ReinstatementReason.PAYMENT_RECEIVED, balance=900, currency="USD"
+        ),
+        producer="billing",
+    )
+    assert suspended.occurred_at < reinstated.occurred_at
+
+    await platform.bus.publish(reinstated)
+    await platform.bus.publish(suspended)
+
+    async def both_handled() -> bool:
+        handled = await platform.fetch(
+            sa.select(inbox.c.message_id).where(
+                inbox.c.message_id.in_([str(suspended.id), str(reinstated.id)])
+            )
+        )
+        return len(handled) == 2
+
+    await eventually(both_handled)
+    rows = await platform.fetch(sa.select(accounts).where(accounts.c.org_id == org.id))
+    assert not rows[0].suspended, "the earlier decision arrived last and was not applied"

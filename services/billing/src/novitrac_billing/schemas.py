@@ -113,7 +113,7 @@ class LedgerEntryOut(BaseModel):
 class LedgerPage(BaseModel):
     """Entries, newest first, and the cursor of the next page (None at the end)."""
 
-    data: list[LedgerEntryOut]
+    items: list[LedgerEntryOut]
     next_cursor: str | None
 
 

@@ -146,7 +146,7 @@ async def ledger_page(
     more = len(rows) > limit
     rows = rows[:limit]
     return LedgerPage(
-        data=[entry_out(row) for row in rows],
+        items=[entry_out(row) for row in rows],
         next_cursor=encode_cursor(rows[-1].id) if more else None,
     )
 

@@ -53,14 +53,24 @@ async def set_balance(session: AsyncSession, *, org_id: UUID, balance: int, sequ
 
 
 async def set_suspended(
-    session: AsyncSession, *, org_id: UUID, suspended: bool, balance: int
+    session: AsyncSession, *, org_id: UUID, suspended: bool, balance: int, decided_at: datetime
 ) -> None:
-    """Apply ``billing.account.suspended.v1`` / ``reinstated.v1``."""
+    """Apply ``billing.account.suspended.v1`` / ``reinstated.v1`` unless a later one was applied.
+
+    Billing decides an account's standing under the account's lock, so the decisions' times order
+    them; deliveries may not be in that order (concurrent consumers, retries).
+    """
     await _ensure(session, org_id)
     await session.execute(
         accounts.update()
-        .where(accounts.c.org_id == org_id)
-        .values(suspended=suspended, updated_at=func.now())
+        .where(
+            accounts.c.org_id == org_id,
+            or_(
+                accounts.c.standing_changed_at.is_(None),
+                accounts.c.standing_changed_at < decided_at,
+            ),
+        )
+        .values(suspended=suspended, standing_changed_at=decided_at, updated_at=func.now())
     )
     await session.execute(
         accounts.update()

@@ -38,6 +38,11 @@ accounts = Table(
     Column("balance", BigInteger, comment="Null until billing.balance.changed.v1 arrives."),
     Column("balance_sequence", BigInteger, nullable=False, server_default=text("0")),
     Column("suspended", Boolean, nullable=False, server_default=text("false")),
+    Column(
+        "standing_changed_at",
+        DateTime(timezone=True),
+        comment="When billing decided the standing applied; an older decision never overrides it.",
+    ),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     comment="Projection of billing's view of each organisation; its row lock serialises calls.",
 )

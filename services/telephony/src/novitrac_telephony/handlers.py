@@ -58,7 +58,11 @@ async def balance_changed(event: BalanceChanged, ctx: HandlerContext) -> None:
 async def account_suspended(event: AccountSuspended, ctx: HandlerContext) -> None:
     """No new calls until reinstated."""
     await accounts.set_suspended(
-        ctx.session, org_id=event.org_id, suspended=True, balance=event.balance
+        ctx.session,
+        org_id=event.org_id,
+        suspended=True,
+        balance=event.balance,
+        decided_at=ctx.envelope.occurred_at,
     )
 
 
@@ -66,7 +70,11 @@ async def account_suspended(event: AccountSuspended, ctx: HandlerContext) -> Non
 async def account_reinstated(event: AccountReinstated, ctx: HandlerContext) -> None:
     """Calls may start again."""
     await accounts.set_suspended(
-        ctx.session, org_id=event.org_id, suspended=False, balance=event.balance
+        ctx.session,
+        org_id=event.org_id,
+        suspended=False,
+        balance=event.balance,
+        decided_at=ctx.envelope.occurred_at,
     )
 
 

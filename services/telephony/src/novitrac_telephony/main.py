@@ -48,7 +48,7 @@ def development_environment(site: DevelopmentSite) -> Mapping[str, str]:
         "TELEPHONY_TWILIO_AUTH_TOKEN": SANDBOX_AUTH_TOKEN,
         "TELEPHONY_PUBLIC_URL": site.url(8000),
         "TELEPHONY_MEDIA_STREAM_URL": f"ws://{site.host}:{site.port(8003)}/media/stream",
-        "TELEPHONY_STREAM_TOKEN_SECRET": "development-stream-token-secret",
+        "TELEPHONY_STREAM_TOKEN_SECRET": "development-only-stream-token-secret",
     }
 
 

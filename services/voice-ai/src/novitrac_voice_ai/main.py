@@ -34,7 +34,7 @@ def development_environment(site: DevelopmentSite) -> Mapping[str, str]:
         "VOICE_ELEVENLABS_WEBHOOK_SECRET": SANDBOX_ELEVENLABS_WEBHOOK_SECRET,
         "VOICE_TWILIO_AUTH_TOKEN": SANDBOX_AUTH_TOKEN,
         "VOICE_KEY_ENCRYPTION_KEY": "development-key-encryption-key",
-        "VOICE_STREAM_TOKEN_SECRET": "development-stream-token-secret",
+        "VOICE_STREAM_TOKEN_SECRET": "development-only-stream-token-secret",
         "VOICE_MEDIA_STREAM_URL": f"ws://{site.host}:{site.port(8003)}/media/stream",
         "VOICE_TELEPHONY_URL": site.url(8002),
         "VOICE_RECONCILE_AFTER": "30",
