@@ -177,19 +177,66 @@ def _chunks(record: dict[str, Any]) -> list[tuple[int, str]]:
     return chunks
 
 
-async def test_the_agent_asking_for_a_human_transfers_the_call(harness: Harness) -> None:
+async def test_the_agent_asking_for_a_human_transfers_the_call_after_its_handover_words(
+    harness: Harness,
+) -> None:
+    handover = "Connecting you to a colleague"
     await harness.create_agent(transfer_number="+14155550123", first_message="Hi.")
     script = PhoneScript(
         utterances=(Utterance("I want a human please", at=0.8, duration=0.6),),
-        hang_up_after=3.8,
+        hang_up_after=5.5,
+    )
+    heard_when_transferred: list[bytes] = []
+
+    async def transferred(call_id: object) -> None:
+        # A real transfer ends the media stream at once: what has the caller heard by now?
+        record = await harness.sandbox.twilio.call(sid, audio=True)
+        heard_when_transferred.append(audio(record, "heard_audio"))
+
+    harness.telephony.on_transfer = transferred
+    sid = await harness.call(script)
+    await harness.finished_call(sid)
+    conversation = await harness.conversation(sid)
+
+    assert harness.telephony.transfers == [harness.telephony.call_ids[sid]]
+    assert conversation["transcript"][-1]["text"] == handover
+    assert heard_when_transferred[0].endswith(speech(handover)), "the caller heard it all first"
+
+
+async def test_a_caller_hanging_up_during_the_handover_words_is_not_transferred(
+    harness: Harness,
+) -> None:
+    handover = "Please hold the line while I find a colleague who can help you with all of that."
+    prompt = f'when "human" call transfer_to_human say "{handover}"'
+    await harness.create_agent(transfer_number="+14155550123", first_message="Hi.", prompt=prompt)
+    script = PhoneScript(
+        utterances=(Utterance("I want a human please", at=0.8, duration=0.6),),
+        hang_up_after=3.0,
     )
 
     sid = await harness.call(script)
     await harness.finished_call(sid)
     conversation = await harness.conversation(sid)
 
-    assert harness.telephony.transfers == [harness.telephony.call_ids[sid]]
-    assert conversation["transcript"][-1]["text"] == "Connecting you to a colleague"
+    assert harness.telephony.transfers == []
+    assert conversation["ended_reason"] == "caller_hung_up"
+
+
+async def test_an_agent_without_a_human_number_carries_on_instead_of_transferring(
+    harness: Harness,
+) -> None:
+    await harness.create_agent(first_message="Hi.")
+    script = PhoneScript(
+        utterances=(Utterance("I want a human please", at=0.8, duration=0.6),),
+        hang_up_after=4.5,
+    )
+
+    sid = await harness.call(script)
+    await harness.finished_call(sid)
+    conversation = await harness.conversation(sid)
+
+    assert harness.telephony.transfers == []
+    assert conversation["ended_reason"] == "caller_hung_up"
 
 
 async def test_the_agent_hanging_up_ends_the_call_after_its_last_words(harness: Harness) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -102,6 +102,7 @@ class Telephony:
     token: Callable[[uuid.UUID], str] | None = None
     call_ids: dict[str, uuid.UUID] = field(default_factory=dict)
     transfers: list[uuid.UUID] = field(default_factory=list)
+    on_transfer: Callable[[uuid.UUID], Awaitable[None]] | None = None
 
     def app(self) -> FastAPI:
         app = FastAPI()
@@ -128,6 +129,8 @@ class Telephony:
         @app.post("/internal/calls/{call_id}/transfer", status_code=202)
         async def transfer(call_id: uuid.UUID) -> Response:
             self.transfers.append(call_id)
+            if self.on_transfer is not None:
+                await self.on_transfer(call_id)
             return Response(status_code=202)
 
         return app

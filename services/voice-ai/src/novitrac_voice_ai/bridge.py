@@ -55,7 +55,7 @@ from novitrac_voice_ai.streamauth import (
     verify_stream_token,
 )
 from novitrac_voice_ai.transcript import LiveTranscript
-from novitrac_voice_ai.transfer import request_transfer
+from novitrac_voice_ai.transfer import NO_HUMAN, TRANSFERRING, request_transfer
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,10 @@ PLAYOUT_GRACE = 15.0
 """Seconds the agent's last words may take to play out after it hangs up."""
 VOICEMAIL_SILENCE = 1.0
 """Seconds without agent audio, once everything sent has played, that end a voicemail."""
+HANDOVER_WAIT = 2.0
+"""Seconds the agent may take to start its handover words after asking for a human."""
+HANDOVER_SILENCE = 0.3
+"""Seconds without agent audio, once everything sent has played, that end the handover words."""
 MAX_TURN_LATENCIES = 200
 
 
@@ -102,7 +106,9 @@ class Bridge:
         self._metrics = ConversationMetrics()
         self._background: set[asyncio.Task[Any]] = set()
         self._voicemail = False
+        self._transfer_number: str | None = None
         self._transferred = False
+        self._over = False
 
     # -- the whole call ----------------------------------------------------------------------
 
@@ -166,6 +172,7 @@ class Bridge:
             raise _Ended("agent_unavailable", failed=True) from None
         answered_by_machine = (grant.answered_by or "").startswith("machine")
         self._voicemail = answered_by_machine and agent.machine_detection == "leave_message"
+        self._transfer_number = agent.transfer_number
         if self._lease is None:
             logger.warning("voice.bridge.no_capacity", extra={"call_id": str(grant.call_id)})
             raise _Ended("voice_capacity_exhausted", failed=True)
@@ -262,7 +269,7 @@ class Bridge:
         while True:
             frame = await self._next_twilio_frame()
             if frame is None:
-                return _Ended("caller_hung_up")
+                return _Ended("transferred" if self._transferred else "caller_hung_up")
             event = frame.get("event")
             if event == "media":
                 media = frame.get("media")
@@ -436,14 +443,14 @@ class Bridge:
 
     async def _tool_call(self, call: dict[str, Any]) -> None:
         tool_call_id = call.get("tool_call_id")
-        if call.get("tool_name") == TRANSFER_TOOL and self._grant is not None:
-            outcome = await request_transfer(
-                self._runtime.telephony, self._settings.telephony_url, self._grant.call_id
-            )
-            self._transferred = self._transferred or outcome.started
-            result, is_error = outcome.message, not outcome.started
-        else:
+        handover = False
+        if call.get("tool_name") != TRANSFER_TOOL or self._grant is None:
             result, is_error = f"unknown tool {call.get('tool_name')!r}", True
+        elif not self._transfer_number:
+            result, is_error = NO_HUMAN, True
+        else:
+            result, is_error, handover = TRANSFERRING, False, True
+        asked = time.monotonic()
         if self._agent is not None:
             with contextlib.suppress(ConnectionClosed):
                 await self._agent.send(
@@ -456,6 +463,39 @@ class Bridge:
                         }
                     )
                 )
+        if handover:
+            await self._transfer_after_handover(asked)
+
+    async def _transfer_after_handover(self, asked: float) -> None:
+        """Ask telephony for the transfer once the agent's handover words have played.
+
+        Redirecting the call ends the media stream at once, so asking earlier would cut the
+        agent off before the caller hears that they are being put through.
+        """
+        assert self._grant is not None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(HANDOVER_WAIT + PLAYOUT_GRACE):
+                while True:
+                    await asyncio.sleep(0.05)
+                    if self._over:
+                        return
+                    spoke = self._last_agent_audio > asked
+                    if not spoke and time.monotonic() - asked > HANDOVER_WAIT:
+                        break
+                    if (
+                        spoke
+                        and self._played.is_set()
+                        and time.monotonic() - self._last_agent_audio > HANDOVER_SILENCE
+                    ):
+                        break
+        # Telephony redirects the call before it answers: the stream may stop mid-request.
+        self._transferred = True
+        outcome = await request_transfer(
+            self._runtime.telephony, self._settings.telephony_url, self._grant.call_id
+        )
+        if not outcome.started:
+            self._transferred = False
+            self._to_agent(json.dumps({"type": "contextual_update", "text": outcome.message}))
 
     async def _end_voicemail(self) -> _Ended:
         """Hang up once the agent's message has played and it has stopped speaking."""
@@ -487,6 +527,7 @@ class Bridge:
         await asyncio.shield(self._cleanup(ending))
 
     async def _cleanup(self, ending: _Ended) -> None:
+        self._over = True
         if self._agent is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._agent.close(), 2.0)

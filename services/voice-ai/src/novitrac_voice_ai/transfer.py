@@ -10,6 +10,9 @@ import httpx
 
 logger = logging.getLogger(__name__)
 
+TRANSFERRING = "The call is being transferred to a human now."
+NO_HUMAN = "No human is available for this agent; carry on helping the caller."
+
 
 @dataclass(frozen=True)
 class TransferOutcome:
@@ -30,10 +33,8 @@ async def request_transfer(
         logger.warning("voice.transfer.failed", extra={"error": repr(error)})
         return TransferOutcome("The transfer could not be started; apologise and carry on.", False)
     if response.status_code == 202:
-        return TransferOutcome("The call is being transferred to a human now.", True)
+        return TransferOutcome(TRANSFERRING, True)
     if response.status_code == 409:
-        return TransferOutcome(
-            "No human is available for this agent; carry on helping the caller.", False
-        )
+        return TransferOutcome(NO_HUMAN, False)
     logger.warning("voice.transfer.refused", extra={"status": response.status_code})
     return TransferOutcome("The transfer could not be started; apologise and carry on.", False)
