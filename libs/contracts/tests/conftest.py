@@ -35,6 +35,8 @@ def _value(schema: dict[str, Any]) -> Any:
         return {name: _value(prop) for name, prop in schema.get("properties", {}).items()}
     if kind == "array":
         return [_value(schema["items"])]
+    if kind == "boolean":
+        return True
     if kind == "integer":
         return max(1, schema.get("minimum", 1), schema.get("exclusiveMinimum", 0) + 1)
     if kind == "string":
