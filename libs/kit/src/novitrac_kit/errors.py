@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 
 class DomainError(Exception):
@@ -70,6 +71,22 @@ class TooManyRequests(DomainError):
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message, headers={"Retry-After": str(max(1, round(retry_after + 0.5)))})
         self.retry_after = retry_after
+
+
+class ErrorDetail(BaseModel):
+    """A refusal's stable machine-readable ``code`` and its message for people."""
+
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """How every service renders a refusal: ``{"error": {"code", "message"}}``.
+
+    Routes name it in their ``responses=`` so the OpenAPI document describes each error status.
+    """
+
+    error: ErrorDetail
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from novitrac_kit.errors import ErrorBody
 from novitrac_kit.tokens import Role
 
 MAX_EMAIL_LENGTH = 320
@@ -66,19 +67,6 @@ Opaque = Annotated[str, Field(min_length=1, max_length=512), AfterValidator(_tex
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class ErrorDetail(BaseModel):
-    """What went wrong: a stable code and a message for people."""
-
-    code: str
-    message: str
-
-
-class ErrorResponse(BaseModel):
-    """Every error the service raises itself (validation errors keep FastAPI's 422 shape)."""
-
-    error: ErrorDetail
 
 
 class SignupRequest(_Body):
@@ -274,7 +262,7 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The ``responses=`` entry documenting the error statuses a route can answer."""
     documented: dict[int | str, dict[str, Any]] = {}
     for status in statuses:
-        entry: dict[str, Any] = {"model": ErrorResponse, "description": _DESCRIPTIONS[status]}
+        entry: dict[str, Any] = {"model": ErrorBody, "description": _DESCRIPTIONS[status]}
         if status == 429:
             entry["headers"] = {
                 "Retry-After": {

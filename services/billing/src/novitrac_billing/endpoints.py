@@ -20,13 +20,12 @@ from novitrac_billing.schemas import (
     Catalogue,
     CheckoutOut,
     CheckoutRequest,
-    ErrorResponse,
     LedgerPage,
     PlanChange,
     UsageOut,
     WebhookAck,
 )
-from novitrac_kit.errors import DomainError, Forbidden, Unauthorized
+from novitrac_kit.errors import DomainError, ErrorBody, Forbidden, Unauthorized
 from novitrac_kit.runtime import IdentityDep, SessionDep, WriterDep
 from novitrac_kit.tokens import Identity
 
@@ -36,7 +35,7 @@ internal = APIRouter(prefix="/internal/billing", tags=["internal"])
 
 
 def _error(description: str) -> dict[str, Any]:
-    return {"model": ErrorResponse, "description": description}
+    return {"model": ErrorBody, "description": description}
 
 
 _TOKEN: dict[int | str, dict[str, Any]] = {

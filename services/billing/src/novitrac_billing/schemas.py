@@ -11,19 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StrictInt, field_val
 Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_\-]+$")]
 
 
-class ErrorBody(BaseModel):
-    """What went wrong."""
-
-    code: str
-    message: str
-
-
-class ErrorResponse(BaseModel):
-    """Every error answer: ``{"error": {"code", "message"}}``."""
-
-    error: ErrorBody
-
-
 class Limits(BaseModel):
     """What a plan allows."""
 

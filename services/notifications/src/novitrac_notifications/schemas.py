@@ -17,23 +17,6 @@ from novitrac_notifications.categories import (
 DeliveryStatus = Literal["pending", "sent", "failed", "skipped"]
 
 
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
-
-
-class ErrorResponse(BaseModel):
-    """How a refused request is answered."""
-
-    error: ErrorDetail
-
-
-class TokenErrorResponse(BaseModel):
-    """How a request without a valid access token is answered."""
-
-    detail: str
-
-
 class Notification(BaseModel):
     """One entry of the caller's feed."""
 

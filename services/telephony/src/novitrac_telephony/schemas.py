@@ -22,17 +22,6 @@ Variables = Annotated[
 ]
 
 
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
-
-
-class ErrorBody(BaseModel):
-    """How every refused request is answered (validation errors excepted)."""
-
-    error: ErrorDetail
-
-
 class Page(BaseModel, Generic[T]):
     """One page of a list; pass ``next_cursor`` as ``cursor`` for the next one."""
 

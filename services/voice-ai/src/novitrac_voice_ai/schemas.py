@@ -184,19 +184,6 @@ class ConversationPage(BaseModel):
     next_cursor: str | None
 
 
-class ErrorBody(BaseModel):
-    """An error's code and message."""
-
-    code: str
-    message: str
-
-
-class ErrorOut(BaseModel):
-    """How every refusal is rendered."""
-
-    error: ErrorBody
-
-
 class WebhookAck(BaseModel):
     """The post-call webhook was accepted."""
 

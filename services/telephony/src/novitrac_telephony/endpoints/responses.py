@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from novitrac_telephony.schemas import ErrorBody
+from novitrac_kit.errors import ErrorBody
 
 _DESCRIPTIONS = {
     401: "No valid access token.",
