@@ -241,7 +241,11 @@ async def test_an_agent_without_a_human_number_carries_on_instead_of_transferrin
 
 async def test_the_agent_hanging_up_ends_the_call_after_its_last_words(harness: Harness) -> None:
     await harness.create_agent(first_message="Hi.")
-    script = PhoneScript(utterances=(Utterance("ok bye", at=0.8, duration=0.6),))
+    # Spoken once the conversation is surely up, even on a loaded machine, and with a hang-up long
+    # after it as a safety net: if the agent never ends the call, the assertions below say so.
+    script = PhoneScript(
+        utterances=(Utterance("ok bye", at=2.5, duration=0.6),), hang_up_after=20.0
+    )
 
     sid = await harness.call(script)
     record = await harness.finished_call(sid)
