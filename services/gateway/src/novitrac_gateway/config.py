@@ -23,8 +23,9 @@ class Settings(ServiceSettings):
         max_body_bytes: the largest request body forwarded (413 beyond).
         upstream_connect_timeout: seconds to connect to a service (503 beyond);
             ``upstream_timeout`` seconds for any one read or write (504 beyond).
-        token_cache_seconds: how long a verified access token is remembered (never past its
-            expiry); ``api_key_cache_seconds`` the same for an exchanged API key (at most 60).
+        api_key_cache_seconds: how long an exchanged API key is remembered (at most 60, never
+            past its token's expiry), for at most ``api_key_cache_size`` keys. Verified access
+            tokens are remembered by the kit's verifier.
         openapi_refresh_seconds: age at which a service's OpenAPI document is fetched again.
         ws_auth_timeout: seconds a socket has to send its first ``auth`` message.
         ws_heartbeat_interval: seconds between pings; a socket that has not answered one
@@ -67,8 +68,7 @@ class Settings(ServiceSettings):
     # Below uvicorn's 5 s keep-alive, so the gateway never reuses a connection the service closes.
     upstream_keepalive_expiry: float = Field(4.0, ge=0)
 
-    token_cache_seconds: float = Field(60.0, ge=0)
-    token_cache_size: int = Field(10_000, ge=0)
+    api_key_cache_size: int = Field(10_000, ge=0)
     api_key_cache_seconds: float = Field(60.0, ge=0, le=60)
     auth_timeout: float = Field(5.0, gt=0)
 

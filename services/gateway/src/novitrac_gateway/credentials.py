@@ -1,6 +1,6 @@
 """Who a request comes from: access tokens verified locally, API keys exchanged with auth.
 
-A verified token is cached by its SHA-256 for a short while (never past its expiry), so a busy
+Verified access tokens are remembered by the kit's verifier (never past their expiry), so a busy
 dashboard costs one signature check per token rather than one per request. An API key is exchanged
 with auth for a short-lived access token, cached for at most ``api_key_ttl`` seconds and never past
 that token's expiry, and dropped as soon as ``auth.api_key.revoked.v1`` is seen.
@@ -92,9 +92,8 @@ class Authenticator:
     Args:
         verifier: verifies access tokens against auth's JWKS.
         http: the client that reaches auth (its base URL set to auth's).
-        token_ttl: seconds a verified token is remembered.
         api_key_ttl: seconds an exchanged API key is remembered (at most 60).
-        cache_size: entries each cache keeps.
+        cache_size: exchanged API keys remembered at most.
         timeout: seconds an exchange with auth may take.
         clock: wall-clock seconds (token expiry is wall-clock time).
     """
@@ -104,7 +103,6 @@ class Authenticator:
         verifier: JwksVerifier,
         http: httpx.AsyncClient,
         *,
-        token_ttl: float,
         api_key_ttl: float,
         cache_size: int,
         timeout: float = 5.0,
@@ -113,10 +111,8 @@ class Authenticator:
         self._verifier = verifier
         self._timeout = timeout
         self._http = http
-        self._token_ttl = token_ttl
         self._api_key_ttl = min(api_key_ttl, 60.0)
         self._clock = clock
-        self._tokens = _Cache(cache_size, clock)
         self._keys = _Cache(cache_size, clock)
         self._exchanges: dict[str, asyncio.Task[Credential]] = {}
         self._revoked: dict[UUID, float] = {}
@@ -140,16 +136,12 @@ class Authenticator:
         self._keys.drop_api_key(api_key_id)
 
     async def _token(self, token: str) -> Credential:
-        key = _digest(token)
-        cached = self._tokens.get(key)
-        if cached is not None:
-            return cached
         identity = await self._verify(token)
-        expires_at = float(identity.claims["exp"])
-        credential = Credential(identity, token, _api_key_id(identity), expires_at)
+        credential = Credential(
+            identity, token, _api_key_id(identity), float(identity.claims["exp"])
+        )
         if credential.api_key_id is not None and credential.api_key_id in self._revoked:
             raise Unauthenticated
-        self._tokens.put(key, credential, min(self._clock() + self._token_ttl, expires_at))
         return credential
 
     async def _verify(self, token: str) -> Identity:

@@ -93,9 +93,8 @@ async def lifespan(context: ServiceContext) -> AsyncIterator[None]:
         authenticator=Authenticator(
             context.verifier,
             auth_client,
-            token_ttl=settings.token_cache_seconds,
             api_key_ttl=settings.api_key_cache_seconds,
-            cache_size=settings.token_cache_size,
+            cache_size=settings.api_key_cache_size,
             timeout=settings.auth_timeout,
         ),
         limiter=MemoryRateLimiter(),
