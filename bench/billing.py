@@ -75,6 +75,7 @@ class Setup:
     amqp_url: str
     name: str
     prefetch: int
+    batch_size: int
     no_notify: bool = False
     async_commit: bool = False
 
@@ -125,6 +126,7 @@ async def consume(setup: Setup, count: int, shared: Shared) -> None:
         sessions=db.create_session_factory(engine),
         inbox=inbox,
         prefetch=setup.prefetch,
+        batch_size=setup.batch_size,
     )
 
     async def handle(delivery: Delivery) -> None:
@@ -137,7 +139,7 @@ async def consume(setup: Setup, count: int, shared: Shared) -> None:
 
     bus = _bus(setup, "consumer")
     await bus.start()
-    connections = [await engine.connect() for _ in range(min(setup.prefetch, 10))]
+    connections = [await engine.connect() for _ in range(2)]
     for connection in connections:
         await connection.execute(text("SELECT 1"))
         await connection.close()
@@ -391,7 +393,12 @@ def main(argv: list[str]) -> None:
     """Parse the arguments, run every scenario, print the results."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=5000, help="calls charged per scenario")
-    parser.add_argument("--prefetch", type=int, default=8, help="deliveries handled at once")
+    parser.add_argument(
+        "--prefetch", type=int, default=64, help="deliveries the consumer holds unacknowledged"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=32, help="most deliveries charged in one transaction"
+    )
     parser.add_argument("--quick", action="store_true", help="1,000 events per scenario")
     parser.add_argument(
         "--no-notify",
@@ -415,6 +422,7 @@ def main(argv: list[str]) -> None:
         args.amqp_url,
         name,
         args.prefetch,
+        args.batch_size,
         no_notify=args.no_notify,
         async_commit=args.async_commit,
     )
@@ -423,7 +431,8 @@ def main(argv: list[str]) -> None:
     print(f"  command:  {' '.join([os.path.basename(sys.executable), *sys.argv])}")
     print(f"  machine:  {machine()}")
     print(
-        f"  consumer: billing's handlers, RabbitBus, prefetch {args.prefetch}, tracing on,"
+        f"  consumer: billing's handlers, RabbitBus, prefetch {args.prefetch}, "
+        f"batches of up to {args.batch_size}, tracing on,"
         " gc frozen; events queued before it starts"
     )
     asyncio.run(create(setup, args.database_url))

@@ -13,6 +13,13 @@ from typing import ClassVar
 from uuid import UUID, uuid4
 
 import pytest
+from opentelemetry import context as otel_context
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    TraceFlags,
+    set_span_in_context,
+)
 from pydantic import Field
 from sqlalchemy import Column, Integer, MetaData, Table, Uuid, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -289,6 +296,90 @@ class TestHandle:
         assert len(shop.seen) == 1
         assert await store.count(sessions, store.orders) == 0
         assert await store.count(sessions, store.inbox) == 0
+
+
+class TestBatches:
+    """Deliveries that arrive together share transactions, and none suffers for another."""
+
+    @pytest.fixture
+    def handle(
+        self, shop: Shop, store: Store, sessions: async_sessionmaker[AsyncSession]
+    ) -> Callable[[Delivery], Awaitable[None]]:
+        return shop.handlers.subscription(
+            queue="shop", sessions=sessions, inbox=store.inbox, batch_size=8
+        ).handler
+
+    async def test_a_burst_is_handled_in_few_transactions(
+        self,
+        handle: Callable[[Delivery], Awaitable[None]],
+        store: Store,
+        sessions: async_sessionmaker[AsyncSession],
+    ) -> None:
+        await asyncio.gather(*(handle(Delivery(ordered())) for _ in range(40)))
+
+        assert await store.count(sessions, store.orders) == 40
+        assert await store.count(sessions, store.outbox) == 40
+        async with sessions() as session:
+            transactions = await session.scalar(
+                select(func.count(func.distinct(store.inbox.c.processed_at)))
+            )
+        assert transactions is not None
+        assert transactions <= 40 // 8 + 1
+
+    async def test_one_failing_delivery_leaves_the_rest_of_its_batch_committed(
+        self,
+        handle: Callable[[Delivery], Awaitable[None]],
+        shop: Shop,
+        store: Store,
+        sessions: async_sessionmaker[AsyncSession],
+    ) -> None:
+        shop.fail_attempts = {3}
+        good = [Delivery(ordered()) for _ in range(10)]
+        bad = Delivery(ordered(), attempt=3)
+
+        outcomes = await asyncio.gather(
+            *(handle(delivery) for delivery in [*good[:5], bad, *good[5:]]),
+            return_exceptions=True,
+        )
+
+        assert [type(outcome) for outcome in outcomes] == [
+            *[type(None)] * 5,
+            RuntimeError,
+            *[type(None)] * 5,
+        ]
+        async with sessions() as session:
+            claimed = set((await session.execute(select(store.inbox.c.message_id))).scalars())
+        assert claimed == {str(delivery.envelope.id) for delivery in good}
+        assert await store.count(sessions, store.orders) == 10
+        assert await store.count(sessions, store.outbox) == 10
+
+    async def test_events_written_by_a_handler_continue_their_own_delivery_s_trace(
+        self,
+        handle: Callable[[Delivery], Awaitable[None]],
+        store: Store,
+        sessions: async_sessionmaker[AsyncSession],
+    ) -> None:
+        trace_ids = [0x1000 + n for n in range(6)]
+
+        async def delivered_in_trace(trace_id: int) -> None:
+            remote = SpanContext(
+                trace_id=trace_id,
+                span_id=0xBEEF,
+                is_remote=True,
+                trace_flags=TraceFlags(TraceFlags.SAMPLED),
+            )
+            token = otel_context.attach(set_span_in_context(NonRecordingSpan(remote)))
+            try:
+                await handle(Delivery(ordered()))
+            finally:
+                otel_context.detach(token)
+
+        await asyncio.gather(*(delivered_in_trace(trace_id) for trace_id in trace_ids))
+
+        async with sessions() as session:
+            headers = (await session.execute(select(store.outbox.c.headers))).scalars().all()
+        written = sorted(int(h["traceparent"].split("-")[1], 16) for h in headers)
+        assert written == trace_ids
 
 
 # --- behind a real transport -------------------------------------------------------------------

@@ -10,16 +10,20 @@ A service declares what it consumes on one registry::
 
 and subscribes it with :meth:`EventHandlers.subscription`. Each delivery is validated against the
 handler's model, then handled in one transaction that also claims the event in the service's inbox,
-so a redelivered event changes nothing and the broker is acknowledged only after the commit.
+so a redelivered event changes nothing and the broker is acknowledged only after the commit. Under
+load, deliveries that arrive while a transaction runs share the next one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from opentelemetry import context as otel_context
 from pydantic import ValidationError
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -98,31 +102,40 @@ class EventHandlers:
         sessions: async_sessionmaker[AsyncSession],
         inbox: Table,
         retry: RetryPolicy | None = None,
-        prefetch: int = 8,
+        prefetch: int = 64,
+        batch_size: int = 32,
     ) -> Subscription:
         """The subscription that feeds the service's queue to these handlers.
 
         Per delivery: an unknown type or a payload that does not validate raises
-        :class:`PermanentFailure` (dead-lettered at once, with the reason); otherwise a transaction
-        claims ``(queue, event id)`` in ``inbox``, returns at once if that was done before, and
-        runs every handler of the type. The bus acknowledges only after that transaction commits.
+        :class:`PermanentFailure` (dead-lettered at once, with the reason); otherwise the delivery
+        waits for its turn in a batch. A batch is what has arrived while the previous one ran, up
+        to ``batch_size`` deliveries, handled in arrival order in one transaction that first
+        claims every ``(queue, event id)`` in ``inbox`` (an event handled before, or twice in the
+        batch, runs once). The bus acknowledges each delivery only after that transaction
+        commits. When anything in a batch fails, the batch is rolled back and each delivery runs
+        again in a transaction of its own, so only the failing one is retried or dead-lettered.
+        At a trickle every batch holds one delivery and nothing waits for company.
 
         Args:
             queue: the consuming service's queue (its name); also the inbox source.
             sessions: the service's session factory.
             inbox: its inbox table, from :func:`novitrac_kit.inbox.inbox_table`.
             retry: redelivery policy for handlers that raise; the bus default when None.
-            prefetch: deliveries handled concurrently, each in a transaction of its own; keep it
-                below the engine's pool size (10 by default), or every delivery beyond the pool
-                opens (and then closes) a database connection of its own.
+            prefetch: deliveries the bus hands over before their acknowledgements; twice the
+                batch size keeps the next batch arriving while one is handled.
+            batch_size: most deliveries handled in one transaction.
         """
         if not self._registrations:
             raise ValueError("no event handlers are registered")
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        batches = _Batches(self, queue=queue, sessions=sessions, inbox=inbox, size=batch_size)
 
         async def handle(delivery: Delivery) -> None:
             # Deliveries run in the bus's tasks, not the service's: name the service for logs/spans.
             with service_scope(queue):
-                await self._handle(delivery, queue=queue, sessions=sessions, inbox_table=inbox)
+                await batches.handle(delivery)
 
         return Subscription(
             queue=queue,
@@ -132,38 +145,142 @@ class EventHandlers:
             retry=retry or RetryPolicy(),
         )
 
-    async def _handle(
-        self,
-        delivery: Delivery,
-        *,
-        queue: str,
-        sessions: async_sessionmaker[AsyncSession],
-        inbox_table: Table,
-    ) -> None:
-        envelope = delivery.envelope
+    def _calls(self, envelope: Envelope, queue: str) -> list[tuple[_AnyHandler, Event]]:
         registrations = self._registrations.get(envelope.type)
         if not registrations:
             raise PermanentFailure(f"no handler for event type {envelope.type!r} in {queue!r}")
         try:
-            calls: list[tuple[_AnyHandler, Event]] = [
-                (r.handler, envelope.payload(r.model)) for r in registrations
-            ]
+            return [(r.handler, envelope.payload(r.model)) for r in registrations]
         except ValidationError as error:
             raise PermanentFailure(f"invalid {envelope.type} payload: {error}") from error
 
-        async with transaction(sessions) as session:
-            claimed = await inbox.claim(
-                session, inbox_table, source=queue, message_id=str(envelope.id)
-            )
-            if not claimed:
-                logger.info(
-                    "event.duplicate_ignored",
-                    extra={"queue": queue, "event_id": str(envelope.id), "type": envelope.type},
-                )
+
+@dataclass
+class _Pending:
+    """A validated delivery waiting for its batch, and where its outcome goes."""
+
+    delivery: Delivery
+    calls: list[tuple[_AnyHandler, Event]]
+    trace_context: otel_context.Context
+    outcome: asyncio.Future[None]
+
+
+class _Batches:
+    """Collects one subscription's deliveries into transactions, one transaction at a time.
+
+    Each delivery's task queues itself and then takes turns, in arrival order, at running the
+    oldest waiting deliveries as a batch, until its own has been run by itself or by another.
+    """
+
+    def __init__(
+        self,
+        handlers: EventHandlers,
+        *,
+        queue: str,
+        sessions: async_sessionmaker[AsyncSession],
+        inbox: Table,
+        size: int,
+    ) -> None:
+        self._handlers = handlers
+        self._queue = queue
+        self._sessions = sessions
+        self._inbox = inbox
+        self._size = size
+        self._waiting: deque[_Pending] = deque()
+        self._turn = asyncio.Lock()
+
+    async def handle(self, delivery: Delivery) -> None:
+        pending = _Pending(
+            delivery=delivery,
+            calls=self._handlers._calls(delivery.envelope, self._queue),
+            trace_context=otel_context.get_current(),
+            outcome=asyncio.get_running_loop().create_future(),
+        )
+        self._waiting.append(pending)
+        try:
+            while not pending.outcome.done():
+                async with self._turn:
+                    if not pending.outcome.done():
+                        await self._run(self._next_batch())
+        except asyncio.CancelledError:
+            if pending in self._waiting:
+                self._waiting.remove(pending)
+            raise
+        await pending.outcome
+
+    def _next_batch(self) -> list[_Pending]:
+        count = min(self._size, len(self._waiting))
+        return [self._waiting.popleft() for _ in range(count)]
+
+    async def _run(self, batch: list[_Pending]) -> None:
+        try:
+            await self._in_one_transaction(batch)
+        except asyncio.CancelledError:
+            for pending in batch:
+                pending.outcome.cancel()
+            raise
+        except Exception as error:
+            if len(batch) == 1:
+                _settle(batch[0], error)
                 return
-            context = HandlerContext(session=session, envelope=envelope, attempt=delivery.attempt)
-            for handler, event in calls:
-                await handler(event, context)
+            logger.info(
+                "event.batch_failed",
+                extra={"queue": self._queue, "size": len(batch), "error": repr(error)},
+            )
+            for pending in batch:
+                await self._run_alone(pending)
+            return
+        for pending in batch:
+            _settle(pending, None)
+
+    async def _run_alone(self, pending: _Pending) -> None:
+        try:
+            await self._in_one_transaction([pending])
+        except asyncio.CancelledError:
+            pending.outcome.cancel()
+            raise
+        except Exception as error:
+            _settle(pending, error)
+        else:
+            _settle(pending, None)
+
+    async def _in_one_transaction(self, batch: list[_Pending]) -> None:
+        async with transaction(self._sessions) as session:
+            unclaimed = await inbox.claim_many(
+                session,
+                self._inbox,
+                source=self._queue,
+                message_ids=[str(pending.delivery.envelope.id) for pending in batch],
+            )
+            for pending in batch:
+                envelope = pending.delivery.envelope
+                event_id = str(envelope.id)
+                if event_id not in unclaimed:
+                    logger.info(
+                        "event.duplicate_ignored",
+                        extra={"queue": self._queue, "event_id": event_id, "type": envelope.type},
+                    )
+                    continue
+                unclaimed.discard(event_id)
+                context = HandlerContext(
+                    session=session, envelope=envelope, attempt=pending.delivery.attempt
+                )
+                # Spans and outbox events written by the handler belong to its own delivery.
+                token = otel_context.attach(pending.trace_context)
+                try:
+                    for handler, event in pending.calls:
+                        await handler(event, context)
+                finally:
+                    otel_context.detach(token)
+
+
+def _settle(pending: _Pending, error: Exception | None) -> None:
+    if pending.outcome.done():
+        return
+    if error is None:
+        pending.outcome.set_result(None)
+    else:
+        pending.outcome.set_exception(error)
 
 
 __all__ = ["EventHandler", "EventHandlers", "HandlerContext"]

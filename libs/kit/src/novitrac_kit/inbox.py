@@ -9,9 +9,10 @@ id for bus events, the provider and its event id for webhooks (``("stripe", "evt
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 
-from sqlalchemy import Column, DateTime, MetaData, Table, Text, bindparam, func
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Column, DateTime, MetaData, Table, Text, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningInsert
 
@@ -42,6 +43,36 @@ async def claim(session: AsyncSession, table: Table, *, source: str, message_id:
     return result.first() is not None
 
 
+async def claim_many(
+    session: AsyncSession, table: Table, *, source: str, message_ids: Sequence[str]
+) -> set[str]:
+    """Record several messages from ``source`` at once, as :func:`claim` does one.
+
+    Returns:
+        The ids claimed now, to be handled; those missing were handled before. An id given twice
+        is claimed once.
+    """
+    result = await session.execute(
+        _claim_many_statement(table),
+        {"claim_source": source, "claim_message_ids": list(message_ids)},
+    )
+    return {str(message_id) for message_id in result.scalars()}
+
+
+@functools.cache
+def _claim_many_statement(table: Table) -> ReturningInsert[tuple[str]]:
+    ids = func.unnest(bindparam("claim_message_ids", type_=ARRAY(Text))).column_valued("message_id")
+    return (
+        insert(table)
+        .from_select(
+            ["source", "message_id"],
+            select(bindparam("claim_source", type_=Text), ids),
+        )
+        .on_conflict_do_nothing()
+        .returning(table.c.message_id)
+    )
+
+
 @functools.cache
 def _claim_statement(table: Table) -> ReturningInsert[tuple[str]]:
     # Built once per table: building and caching it anew costs more than running it.
@@ -53,4 +84,4 @@ def _claim_statement(table: Table) -> ReturningInsert[tuple[str]]:
     )
 
 
-__all__ = ["claim", "inbox_table"]
+__all__ = ["claim", "claim_many", "inbox_table"]

@@ -10,7 +10,6 @@ none is lost.
 
 from __future__ import annotations
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from novitrac_billing import ledger, plans
@@ -19,70 +18,62 @@ from novitrac_billing.ledger import COUNTER_ACCOUNTS, CUSTOMER, AccountState, En
 from novitrac_billing.rating import rate_call
 from novitrac_contracts.billing import CallCharged
 from novitrac_contracts.telephony import CallDirection, CallEnded
+from novitrac_kit.db import driver_connection
 
 
 class AccountNotOpen(RuntimeError):
     """A call ended for an organisation whose account is not open yet; retried later."""
 
 
-_PLAN_THEN = text(
-    """
+# Plain SQL on the driver connection: SQLAlchemy's work per statement would cost more than the
+# statements themselves on this path.
+_PLAN_THEN = """
     SELECT coalesce(
         (SELECT h.plan_id FROM billing.plan_history h
-          WHERE h.org_id = :org_id AND h.effective_from <= :started
+          WHERE h.org_id = $1 AND h.effective_from <= $2
           ORDER BY h.effective_from DESC, h.id DESC LIMIT 1),
         (SELECT h.plan_id FROM billing.plan_history h
-          WHERE h.org_id = :org_id ORDER BY h.effective_from, h.id LIMIT 1)
+          WHERE h.org_id = $1 ORDER BY h.effective_from, h.id LIMIT 1)
     )
-    """
-)
+"""
 
-_INSERT_CHARGE = text(
-    """
+_INSERT_CHARGE = """
     INSERT INTO billing.call_charges (
         call_id, org_id, plan_id, agent_id, phone_number_id, direction, status, duration_s,
         billed_seconds, rate_per_minute, amount, currency, started_at, ended_at, meter_status)
-    VALUES (
-        :call_id, :org_id, :plan_id, :agent_id, :phone_number_id, :direction, :status,
-        :duration_s, :billed_seconds, :rate_per_minute, :amount, :currency, :started_at,
-        :ended_at, :meter_status)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
     ON CONFLICT (call_id) DO NOTHING
     RETURNING call_id
-    """
-)
+"""
 
 # The UPDATE takes the account's row lock, which is held until the commit: only the ledger entry
 # and the balance events are written while it is held.
-_DEBIT = text(
-    """
+_DEBIT = """
     WITH moved AS (
         UPDATE billing.accounts
-           SET balance = balance - :amount, sequence = sequence + 1, updated_at = now()
-         WHERE org_id = :org_id
+           SET balance = balance - $2, sequence = sequence + 1, updated_at = now()
+         WHERE org_id = $1
         RETURNING org_id, balance, sequence, standing, suspension_reason, plan_id, currency
     ), entry AS (
         INSERT INTO billing.ledger_entries (
             org_id, kind, reference, debit_account, credit_account, amount, balance_after,
             sequence, description)
-        SELECT :org_id, :kind, :reference, :debit_account, :credit_account, :amount,
-               moved.balance, moved.sequence, :description
+        SELECT $1, $3, $4, $5, $6, $2, moved.balance, moved.sequence, $7
           FROM moved
         RETURNING id
     )
     SELECT moved.*, (SELECT id FROM entry) AS entry_id FROM moved
-    """
-)
+"""
 
 
 async def charge_call(
     session: AsyncSession, event: CallEnded, *, correlation_id: str | None = None
 ) -> bool:
     """Charge an ended call to its organisation; False when the call was charged before."""
-    plan_id = (
-        await session.execute(
-            _PLAN_THEN, {"org_id": event.org_id, "started": event.started_at or event.ended_at}
-        )
-    ).scalar()
+    connection = await driver_connection(session)
+    plan_id = await connection.fetchval(
+        _PLAN_THEN, event.org_id, event.started_at or event.ended_at
+    )
     if plan_id is None:
         raise AccountNotOpen(f"no billing account for organisation {event.org_id} yet")
     plan = await plans.plan_by_id(session, plan_id)
@@ -94,28 +85,24 @@ async def charge_call(
         minimum_seconds=plan.minimum_seconds,
     )
     # The call id is the charge's key: a concurrent duplicate waits here for the first to commit.
-    inserted = (
-        await session.execute(
-            _INSERT_CHARGE,
-            {
-                "call_id": event.call_id,
-                "org_id": event.org_id,
-                "plan_id": plan.id,
-                "agent_id": event.agent_id,
-                "phone_number_id": event.phone_number_id,
-                "direction": event.direction.value,
-                "status": event.status.value,
-                "duration_s": event.duration_s,
-                "billed_seconds": rated.billed_seconds,
-                "rate_per_minute": rated.rate_per_minute,
-                "amount": rated.amount,
-                "currency": plan.currency,
-                "started_at": event.started_at,
-                "ended_at": event.ended_at,
-                "meter_status": "pending" if rated.billed_seconds > 0 else "skipped",
-            },
-        )
-    ).first()
+    inserted = await connection.fetchval(
+        _INSERT_CHARGE,
+        event.call_id,
+        event.org_id,
+        plan.id,
+        event.agent_id,
+        event.phone_number_id,
+        event.direction.value,
+        event.status.value,
+        event.duration_s,
+        rated.billed_seconds,
+        rated.rate_per_minute,
+        rated.amount,
+        plan.currency,
+        event.started_at,
+        event.ended_at,
+        "pending" if rated.billed_seconds > 0 else "skipped",
+    )
     if inserted is None:
         return False
     await emit(
@@ -133,29 +120,26 @@ async def charge_call(
     )
     if rated.amount == 0:
         return True
-    row = (
-        await session.execute(
-            _DEBIT,
-            {
-                "org_id": event.org_id,
-                "amount": rated.amount,
-                "kind": EntryKind.CALL.value,
-                "reference": str(event.call_id),
-                "debit_account": CUSTOMER,
-                "credit_account": COUNTER_ACCOUNTS[EntryKind.CALL],
-                "description": f"{event.direction.value.capitalize()} call, "
-                f"{rated.billed_seconds} s",
-            },
-        )
-    ).one()
+    row = await connection.fetchrow(
+        _DEBIT,
+        event.org_id,
+        rated.amount,
+        EntryKind.CALL.value,
+        str(event.call_id),
+        CUSTOMER,
+        COUNTER_ACCOUNTS[EntryKind.CALL],
+        f"{event.direction.value.capitalize()} call, {rated.billed_seconds} s",
+    )
+    if row is None:
+        raise AccountNotOpen(f"no billing account for organisation {event.org_id} yet")
     state = AccountState(
-        org_id=row.org_id,
-        balance=row.balance,
-        sequence=row.sequence,
-        standing=row.standing,
-        suspension_reason=row.suspension_reason,
-        plan_id=row.plan_id,
-        currency=row.currency,
+        org_id=row["org_id"],
+        balance=row["balance"],
+        sequence=row["sequence"],
+        standing=row["standing"],
+        suspension_reason=row["suspension_reason"],
+        plan_id=row["plan_id"],
+        currency=row["currency"],
     )
     standing = (state.standing, state.suspension_reason)
     events = ledger.settle_change(
