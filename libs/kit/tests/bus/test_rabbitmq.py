@@ -72,6 +72,38 @@ class TestConsumerKilled:
                 await process.wait()
 
 
+class TestAcknowledgements:
+    async def test_later_deliveries_finishing_first_never_acknowledge_one_still_running(
+        self, buses: Buses, eventually: Eventually
+    ) -> None:
+        queue = buses.queue("billing")
+        consumer = await buses.new(close_timeout=0.2)
+        slow, finished, released = event(), [], asyncio.Event()
+
+        async def handle(delivery: Delivery) -> None:
+            if delivery.envelope.id == slow.id:
+                await released.wait()
+            finished.append(delivery.envelope.id)
+
+        await consumer.subscribe(Subscription(queue, ["telephony.#"], handle, prefetch=20))
+        publisher = await buses.new()
+        others = [event() for _ in range(10)]
+        for envelope in [slow, *others]:
+            await publisher.publish(envelope)
+        await eventually(lambda: len(finished) == len(others))
+
+        await consumer.close()  # the slow handler is cancelled, unacknowledged
+        assert await buses.depth(queue) == 1
+
+        survivor, received = await buses.new(), []
+
+        async def record(delivery: Delivery) -> None:
+            received.append(delivery.envelope.id)
+
+        await survivor.subscribe(Subscription(queue, ["telephony.#"], record))
+        await eventually(lambda: received == [slow.id])
+
+
 class TestTopology:
     async def test_consuming_and_dead_letter_queues_are_quorum_queues(
         self, buses: Buses, bus: Bus

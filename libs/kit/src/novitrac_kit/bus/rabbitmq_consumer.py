@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, cast
 
 from aio_pika import DeliveryMode
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, HeadersType
+from aiormq.abc import AbstractChannel
 from pamqp.commands import Basic
 
 from novitrac_contracts.envelope import Envelope
+from novitrac_kit.bus.acks import Acknowledgements
 from novitrac_kit.bus.amqp import (
     DELIVERY_COUNT_HEADER,
     SYSTEM,
@@ -52,6 +53,7 @@ class RabbitConsumer:
         self._queue = queue
         self._subscription = subscription
         self._consumer_tag: str | None = None
+        self._acks = Acknowledgements(queue.name)
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -72,11 +74,11 @@ class RabbitConsumer:
         task = cast("asyncio.Task[None]", asyncio.current_task())
         self.tasks.add(task)
         try:
-            await self._handle(message)
+            await self._handle(message, self._acks.received(message))
         finally:
             self.tasks.discard(task)
 
-    async def _handle(self, message: AbstractIncomingMessage) -> None:
+    async def _handle(self, message: AbstractIncomingMessage, channel: AbstractChannel) -> None:
         policy = self._subscription.retry
         headers = string_headers(message.headers)
         raw = message.headers or {}
@@ -89,10 +91,10 @@ class RabbitConsumer:
         try:
             envelope = Envelope.from_json(message.body)
         except ValueError as error:
-            await self._dead_letter(message, failure_reason(error), attempts=attempt)
+            await self._dead_letter(message, channel, failure_reason(error), attempts=attempt)
             return
         if attempt > policy.max_attempts:
-            await self._dead_letter(message, lost_reason(attempt), attempts=attempt - 1)
+            await self._dead_letter(message, channel, lost_reason(attempt), attempts=attempt - 1)
             return
         delivery = Delivery(envelope=envelope, attempt=attempt, headers=headers)
         try:
@@ -107,16 +109,17 @@ class RabbitConsumer:
                 await self._subscription.handler(delivery)
         except Exception as error:
             if should_retry(error, attempt=attempt, policy=policy):
-                await self._retry(message, envelope, error, attempt=attempt)
+                await self._retry(message, channel, envelope, error, attempt=attempt)
             else:
-                await self._dead_letter(message, failure_reason(error), attempts=attempt)
+                await self._dead_letter(message, channel, failure_reason(error), attempts=attempt)
             return
-        if await _settle(message.ack(), self._queue.name):
+        if await self._acks.ack(message, channel):
             DELIVERIES.labels(self._queue.name, "handled").inc()
 
     async def _retry(
         self,
         message: AbstractIncomingMessage,
+        channel: AbstractChannel,
         envelope: Envelope,
         error: Exception,
         *,
@@ -148,13 +151,18 @@ class RabbitConsumer:
             )
         except Exception:
             log.exception("bus.delivery.retry_failed", extra={"queue": queue})
-            await _settle(message.nack(requeue=True), queue)
+            await self._requeue(message, channel)
             return
-        if await _settle(message.ack(), queue):
+        if await self._acks.ack(message, channel):
             DELIVERIES.labels(queue, "retried").inc()
 
     async def _dead_letter(
-        self, message: AbstractIncomingMessage, reason: str, *, attempts: int
+        self,
+        message: AbstractIncomingMessage,
+        channel: AbstractChannel,
+        reason: str,
+        *,
+        attempts: int,
     ) -> None:
         queue = self._queue.name
         log.error(
@@ -179,10 +187,19 @@ class RabbitConsumer:
             )
         except Exception:
             log.exception("bus.delivery.dead_letter_failed", extra={"queue": queue})
-            await _settle(message.nack(requeue=True), queue)
+            await self._requeue(message, channel)
             return
-        if await _settle(message.ack(), queue):
+        if await self._acks.ack(message, channel):
             DELIVERIES.labels(queue, "dead_lettered").inc()
+
+    async def _requeue(self, message: AbstractIncomingMessage, channel: AbstractChannel) -> None:
+        """Give the message back to the queue at once (a closed channel does that as well)."""
+        try:
+            if message.delivery_tag is not None:
+                await channel.basic_nack(message.delivery_tag, requeue=True)
+        except Exception:
+            log.warning("bus.delivery.requeue_failed", extra={"queue": self._queue.name})
+        self._acks.release(message, channel)
 
     @staticmethod
     def _copied_headers(message: AbstractIncomingMessage) -> HeadersType:
@@ -204,13 +221,3 @@ def _properties(message: AbstractIncomingMessage, headers: HeadersType) -> Basic
         message_type=message.type,
         app_id=message.app_id,
     )
-
-
-async def _settle(settling: Awaitable[None], queue: str) -> bool:
-    """Ack or nack; a closed channel means the broker redelivers the message, so only log it."""
-    try:
-        await settling
-    except Exception:
-        log.warning("bus.delivery.settle_failed", extra={"queue": queue}, exc_info=True)
-        return False
-    return True
