@@ -381,6 +381,39 @@ class TestBatches:
         written = sorted(int(h["traceparent"].split("-")[1], 16) for h in headers)
         assert written == trace_ids
 
+    async def test_replicas_take_organisation_locks_in_one_order(
+        self, store: Store, sessions: async_sessionmaker[AsyncSession]
+    ) -> None:
+        handlers, runs = EventHandlers(), []
+
+        @handlers.on(WidgetOrdered)
+        async def lock_the_organisation(event: WidgetOrdered, ctx: HandlerContext) -> None:
+            runs.append(ctx.envelope.id)
+            if event.quantity == 99:  # holds the replica's turn so the rest arrive as one batch
+                await asyncio.sleep(0.2)
+                return
+            assert ctx.envelope.org_id is not None
+            key = ctx.envelope.org_id.int % 2**63
+            await ctx.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+            await asyncio.sleep(0.1)
+
+        def replica() -> Callable[[Delivery], Awaitable[None]]:
+            return handlers.subscription(queue="shop", sessions=sessions, inbox=store.inbox).handler
+
+        def for_org(org_id: UUID, quantity: int = 1) -> Delivery:
+            widget = WidgetOrdered(widget_id=uuid4(), quantity=quantity)
+            return Delivery(Envelope.wrap(widget, producer="shop", org_id=org_id))
+
+        async def arriving(handle: Callable[[Delivery], Awaitable[None]], orgs: list[UUID]) -> None:
+            first = asyncio.create_task(handle(for_org(uuid4(), quantity=99)))
+            await asyncio.sleep(0.05)
+            await asyncio.gather(first, *(handle(for_org(org_id)) for org_id in orgs))
+
+        a, b = uuid4(), uuid4()
+        await asyncio.gather(arriving(replica(), [a, b]), arriving(replica(), [b, a]))
+
+        assert len(runs) == len(set(runs)) == 6  # nothing rolled back by a deadlock and run again
+
 
 # --- behind a real transport -------------------------------------------------------------------
 
