@@ -405,7 +405,7 @@ class TestBatches:
             return Delivery(Envelope.wrap(widget, producer="shop", org_id=org_id))
 
         async def arriving(handle: Callable[[Delivery], Awaitable[None]], orgs: list[UUID]) -> None:
-            first = asyncio.create_task(handle(for_org(uuid4(), quantity=99)))
+            first = asyncio.ensure_future(handle(for_org(uuid4(), quantity=99)))
             await asyncio.sleep(0.05)
             await asyncio.gather(first, *(handle(for_org(org_id)) for org_id in orgs))
 
