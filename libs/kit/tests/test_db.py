@@ -179,6 +179,46 @@ class TestTransaction:
         assert (note.id, note.body) == (1, "hello")
 
 
+class TestDriverConnection:
+    @pytest.fixture
+    async def notes(self, engine: AsyncEngine, unique_name: str) -> Table:
+        metadata = db.service_metadata(unique_name)
+        table = notes_table(metadata)
+        await create_schema(engine, metadata)
+        return table
+
+    async def test_its_statements_roll_back_with_the_transaction_even_first_ones(
+        self, engine: AsyncEngine, notes: Table
+    ) -> None:
+        sessions = db.create_session_factory(engine)
+
+        async def insert_then_fail() -> None:
+            async with db.transaction(sessions) as session:
+                driver = await db.driver_connection(session)
+                await driver.execute(f"INSERT INTO {notes.fullname} (body) VALUES ($1)", "lost")
+                await session.execute(insert(notes).values(body="lost too"))
+                raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError, match="boom"):
+            await insert_then_fail()
+
+        async with sessions() as session:
+            assert await session.scalar(select(func.count()).select_from(notes)) == 0
+
+    async def test_its_statements_commit_with_the_transaction(
+        self, engine: AsyncEngine, notes: Table
+    ) -> None:
+        sessions = db.create_session_factory(engine)
+        async with db.transaction(sessions) as session:
+            await session.execute(insert(notes).values(body="first"))
+            driver = await db.driver_connection(session)
+            await driver.execute(f"INSERT INTO {notes.fullname} (body) VALUES ($1)", "second")
+
+        async with sessions() as session:
+            bodies = (await session.execute(select(notes.c.body).order_by(notes.c.id))).scalars()
+            assert bodies.all() == ["first", "second"]
+
+
 class TestPing:
     async def test_reachable(self, engine: AsyncEngine) -> None:
         assert await db.ping(engine) is True

@@ -97,6 +97,10 @@ async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     driver: asyncpg.Connection = raw.driver_connection
+    if not driver.is_in_transaction():
+        # SQLAlchemy sends BEGIN with its first statement; without one, statements on the driver
+        # would each commit on their own.
+        await connection.exec_driver_sql("SELECT 1")
     return driver
 
 
