@@ -1,9 +1,9 @@
 """Charging calls: rated by the plan in force when the call started, written once per call id.
 
-This is billing's hot path. The charge row, keyed by the call id, is written first, so a
-redelivered event, a replayed handler or a concurrent duplicate stops there and changes nothing.
-Only then is the account debited, by one statement that takes the account's row lock, moves the
-running balance and writes the ledger entry with it; the lock is held for as little as that
+This is billing's hot path. One statement writes the charge row, keyed by the call id, so a
+redelivered event, a replayed handler or a concurrent duplicate stops there and changes nothing;
+only when the row is new does the same statement debit the account, taking its row lock, moving
+the running balance and writing the ledger entry. The lock is held for as little as that
 statement, the balance events and the commit, so charges to one account serialise briefly and
 none is lost.
 """
@@ -37,32 +37,34 @@ _PLAN_THEN = """
     )
 """
 
-_INSERT_CHARGE = """
-    INSERT INTO billing.call_charges (
-        call_id, org_id, plan_id, agent_id, phone_number_id, direction, status, duration_s,
-        billed_seconds, rate_per_minute, amount, currency, started_at, ended_at, meter_status)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-    ON CONFLICT (call_id) DO NOTHING
-    RETURNING call_id
-"""
-
-# The UPDATE takes the account's row lock, which is held until the commit: only the ledger entry
-# and the balance events are written while it is held.
-_DEBIT = """
-    WITH moved AS (
+# One round trip writes the charge keyed by the call id and, only when that row is new and the
+# amount is not zero, debits the account (taking its row lock, held until the commit) with its
+# ledger entry. A concurrent duplicate waits on the call id for the first to commit, then finds
+# the charge there and changes nothing.
+_CHARGE_AND_DEBIT = """
+    WITH charge AS (
+        INSERT INTO billing.call_charges (
+            call_id, org_id, plan_id, agent_id, phone_number_id, direction, status, duration_s,
+            billed_seconds, rate_per_minute, amount, currency, started_at, ended_at,
+            meter_status)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+        ON CONFLICT (call_id) DO NOTHING
+        RETURNING call_id
+    ), moved AS (
         UPDATE billing.accounts
-           SET balance = balance - $2, sequence = sequence + 1, updated_at = now()
-         WHERE org_id = $1
+           SET balance = balance - $11, sequence = sequence + 1, updated_at = now()
+         WHERE org_id = $2 AND $11 <> 0 AND EXISTS (SELECT FROM charge)
         RETURNING org_id, balance, sequence, standing, suspension_reason, plan_id, currency
     ), entry AS (
         INSERT INTO billing.ledger_entries (
             org_id, kind, reference, debit_account, credit_account, amount, balance_after,
             sequence, description)
-        SELECT $1, $3, $4, $5, $6, $2, moved.balance, moved.sequence, $7
+        SELECT $2, $16, $1::text, $17, $18, $11, moved.balance, moved.sequence, $19
           FROM moved
         RETURNING id
     )
-    SELECT moved.*, (SELECT id FROM entry) AS entry_id FROM moved
+    SELECT (SELECT call_id FROM charge) AS charged, moved.*
+      FROM (SELECT) AS always LEFT JOIN moved ON true
 """
 
 
@@ -84,9 +86,8 @@ async def charge_call(
         increment=plan.increment,
         minimum_seconds=plan.minimum_seconds,
     )
-    # The call id is the charge's key: a concurrent duplicate waits here for the first to commit.
-    inserted = await connection.fetchval(
-        _INSERT_CHARGE,
+    row = await connection.fetchrow(
+        _CHARGE_AND_DEBIT,
         event.call_id,
         event.org_id,
         plan.id,
@@ -102,8 +103,12 @@ async def charge_call(
         event.started_at,
         event.ended_at,
         "pending" if rated.billed_seconds > 0 else "skipped",
+        EntryKind.CALL.value,
+        CUSTOMER,
+        COUNTER_ACCOUNTS[EntryKind.CALL],
+        f"{event.direction.value.capitalize()} call, {rated.billed_seconds} s",
     )
-    if inserted is None:
+    if row is None or row["charged"] is None:
         return False
     await emit(
         session,
@@ -120,17 +125,7 @@ async def charge_call(
     )
     if rated.amount == 0:
         return True
-    row = await connection.fetchrow(
-        _DEBIT,
-        event.org_id,
-        rated.amount,
-        EntryKind.CALL.value,
-        str(event.call_id),
-        CUSTOMER,
-        COUNTER_ACCOUNTS[EntryKind.CALL],
-        f"{event.direction.value.capitalize()} call, {rated.billed_seconds} s",
-    )
-    if row is None:
+    if row["org_id"] is None:
         raise AccountNotOpen(f"no billing account for organisation {event.org_id} yet")
     state = AccountState(
         org_id=row["org_id"],
