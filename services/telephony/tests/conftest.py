@@ -414,7 +414,7 @@ def launch(migrated: str, twilio_sandbox: str, voice: VoiceStandIn, jwks: Any) -
 
     @contextlib.asynccontextmanager
     async def replica(
-        *, public: str | None = None, bus: InProcessBus | None = None
+        *, public: str | None = None, bus: InProcessBus | None = None, **overrides: Any
     ) -> AsyncIterator[tuple[str, FastAPI]]:
         port = free_port()
         settings = telephony_settings(
@@ -423,6 +423,7 @@ def launch(migrated: str, twilio_sandbox: str, voice: VoiceStandIn, jwks: Any) -
             twilio_api_base=twilio_sandbox,
             public_url=public or f"http://127.0.0.1:{port}",
             media_stream_url=voice.url,
+            **overrides,
         )
         app = create_app(service, settings=settings, bus=bus or InProcessBus(), owns_bus=True)
         app.state.test_settings = settings

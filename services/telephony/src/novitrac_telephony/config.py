@@ -27,6 +27,10 @@ class Settings(ServiceSettings):
         unavailable_message: what an inbound caller hears when the account may not take calls.
         busy_message: what an inbound caller hears when the account is at its call limit.
         twilio_timeout: seconds allowed for one Twilio API request.
+        reconcile_after: seconds without news of an unfinished call after which its status is
+            asked of Twilio (again every as many seconds while it stays unfinished), so a lost
+            status callback cannot leave a call running forever, uncharged.
+        reconcile_interval: seconds between two looks for such calls.
     """
 
     model_config = SettingsConfigDict(env_prefix="TELEPHONY_")
@@ -44,6 +48,8 @@ class Settings(ServiceSettings):
     unavailable_message: str = "Sorry, this number cannot take calls right now. Goodbye."
     busy_message: str = "Sorry, all our lines are busy. Please call again later. Goodbye."
     twilio_timeout: float = Field(15.0, gt=0)
+    reconcile_after: int = Field(120, ge=1)
+    reconcile_interval: float = Field(30.0, gt=0)
 
     def webhook_url(self, path: str) -> str:
         """The public URL of one of telephony's webhook paths (``/webhooks/twilio/...``)."""

@@ -129,6 +129,11 @@ calls = Table(
     Column("cost_currency", Text),
     Column("billed_seconds", Integer),
     Column("rate_per_minute", BigInteger),
+    Column(
+        "checked_at",
+        DateTime(timezone=True),
+        comment="When the call's status was last asked of Twilio, its callbacks having gone quiet.",
+    ),
     Index("ix_calls_org_created", "org_id", "created_at", "id"),
     Index(
         "ix_calls_active",

@@ -1,11 +1,13 @@
 """The telephony service's definition, found by `novitrac` through its entry point."""
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from novitrac_kit.runtime import ServiceContext
 from novitrac_kit.service import Database, DevelopmentSite, Service
+from novitrac_telephony import reconciler
 from novitrac_telephony.config import Settings
 from novitrac_telephony.db import inbox, metadata, outbox
 from novitrac_telephony.deps import Telephony, registered
@@ -21,7 +23,7 @@ SANDBOX_AUTH_TOKEN = "sandbox-twilio-auth-token"
 
 @asynccontextmanager
 async def lifespan(context: ServiceContext) -> AsyncIterator[None]:
-    """Open the Twilio client for the life of the service."""
+    """Open the Twilio client and reconcile quiet calls for the life of the service."""
     settings = context.settings
     if context.sessions is None or not isinstance(settings, Settings):
         raise RuntimeError("the telephony service needs its database and its own settings")
@@ -35,7 +37,11 @@ async def lifespan(context: ServiceContext) -> AsyncIterator[None]:
     )
     try:
         with registered(context, telephony):
-            yield
+            reconciling = asyncio.create_task(reconciler.keep_reconciling(telephony))
+            try:
+                yield
+            finally:
+                await reconciler.stop(reconciling)
     finally:
         await twilio.aclose()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
@@ -66,6 +67,16 @@ class NumberWebhooks:
     voice_url: str
     status_callback: str
     sms_url: str
+
+
+@dataclass(frozen=True)
+class CallProgress:
+    """Where Twilio says a call is, for reconciling a call whose callbacks went missing."""
+
+    status: str
+    duration_s: int | None
+    ended_at: datetime | None
+    answered_by: str | None
 
 
 @dataclass(frozen=True)
@@ -260,6 +271,24 @@ class TwilioGateway:
         except TwilioException as error:
             raise _failure(error) from error
         return CallPrice(price=call.price, price_unit=call.price_unit)
+
+    async def call_progress(self, sid: str) -> CallProgress | None:
+        """The call's status as Twilio has it now; None when Twilio does not know the call."""
+        try:
+            call = await self._client.calls(sid).fetch_async()
+        except TwilioRestException as error:
+            if error.status == 404:
+                return None
+            raise _failure(error) from error
+        except TwilioException as error:
+            raise _failure(error) from error
+        duration = str(call.duration or "")
+        return CallProgress(
+            status=str(call.status or ""),
+            duration_s=int(duration) if duration.isdigit() else None,
+            ended_at=call.end_time,
+            answered_by=call.answered_by,
+        )
 
     async def send_sms(self, *, to: str, from_: str, body: str, status_callback: str) -> str:
         """Send a text; its SID."""
