@@ -88,7 +88,7 @@ async def test_a_whole_conversation_is_bridged_heard_and_stored(harness: Harness
     assert analyzed["outcome"] == "success"
     assert analyzed["summary"] == conversation["summary"]
     assert conversation["summary"].startswith("The caller spoke 1 time(s)")
-    assert await harness.active_leases() == 0, "the key lease is returned"
+    await harness.wait_leases_returned()
 
 
 async def test_the_post_call_webhook_is_verified_and_stored_once(harness: Harness) -> None:
@@ -255,7 +255,7 @@ async def test_the_agent_hanging_up_ends_the_call_after_its_last_words(harness: 
     assert record["hangup_reason"] is None, "the bridge closed the stream, not the phone"
     assert audio(record, "heard_audio") == speech("Hi.") + speech("Goodbye")
     assert conversation["ended_reason"] == "agent_ended"
-    assert await harness.active_leases() == 0
+    await harness.wait_leases_returned()
 
 
 async def test_without_the_post_call_webhook_the_analysis_is_reconciled(database_url: str) -> None:

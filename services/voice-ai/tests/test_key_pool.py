@@ -186,6 +186,19 @@ async def test_leases_of_a_killed_bridge_process_lapse(harness: Harness) -> None
         return await harness.active_leases() == 0
 
     await eventually(lapsed)
+    await harness.start_voice(lease_ttl=1.0)  # a replica that knows how long leases outlive
+
+    async def abandoned_conversation_ended() -> bool:
+        rows = await harness.rows(
+            sa.text(
+                "SELECT status, ended_reason FROM voice.conversations WHERE call_sid = :sid"
+            ).bindparams(sid=sid)
+        )
+        return [(row.status, row.ended_reason) for row in rows] == [("failed", "bridge_lost")]
+
+    await eventually(abandoned_conversation_ended)
+    ended = await harness.events("voice.conversation.ended.v1")
+    assert len(ended) == 1
     after = await harness.call(PhoneScript(hang_up_after=1.0))
     record = await harness.finished_call(after)
     (stream,) = record["streams"]

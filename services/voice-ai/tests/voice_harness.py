@@ -311,6 +311,14 @@ class Harness:
         )
         return int(rows[0].n)
 
+    async def wait_leases_returned(self) -> None:
+        """Until no key lease is held (a bridge returns its lease once it has stored the call)."""
+
+        async def returned() -> bool:
+            return await self.active_leases() == 0
+
+        await eventually(returned)
+
 
 @contextlib.asynccontextmanager
 async def start_harness(

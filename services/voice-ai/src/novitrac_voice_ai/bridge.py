@@ -534,8 +534,6 @@ class Bridge:
         if self._twilio.application_state != WebSocketState.DISCONNECTED:
             with contextlib.suppress(Exception):
                 await self._twilio.close(code=1000)
-        if self._lease is not None:
-            await self._runtime.pool.release(self._lease)
         if self._background:
             await asyncio.wait(set(self._background), timeout=5.0)
         ai_seconds = (
@@ -558,6 +556,9 @@ class Bridge:
                 )
             except Exception:
                 logger.exception("voice.bridge.store_failed")
+        # Released only now: a live conversation without a lease is one whose bridge died.
+        if self._lease is not None:
+            await self._runtime.pool.release(self._lease)
         logger.info(
             "voice.bridge.ended",
             extra={

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, or_, select, update
+from sqlalchemy import Row, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from novitrac_contracts.envelope import Envelope
@@ -31,7 +31,7 @@ from novitrac_kit import outbox as outbox_events
 from novitrac_kit.db import transaction
 from novitrac_kit.errors import NotFound
 from novitrac_voice_ai.agents import PRODUCER, decode_cursor, encode_cursor
-from novitrac_voice_ai.db import agents, conversations, inbox, outbox
+from novitrac_voice_ai.db import agents, conversations, inbox, key_slots, outbox
 from novitrac_voice_ai.keys import KeyPool, Lease, PoolFull
 from novitrac_voice_ai.schemas import (
     ConversationMetrics,
@@ -42,6 +42,8 @@ from novitrac_voice_ai.schemas import (
 from novitrac_voice_ai.streamauth import StreamGrant
 
 logger = logging.getLogger(__name__)
+
+ABANDONED_PER_SWEEP = 20
 
 _FINISHED = ("done", "failed")
 
@@ -166,23 +168,86 @@ async def close_conversation(
                 .where(conversations.c.id == conversation_id)
                 .values(next_reconcile_at=None)
             )
-        event = ConversationEnded(
-            conversation_id=conversation_id,
-            call_id=grant.call_id,
-            org_id=grant.org_id,
-            agent_id=grant.agent_id,
-            transcript=tuple(
-                TranscriptLine(speaker=line.speaker, text=line.text, offset_s=int(line.offset_s))
-                for line in lines
-            ),
-            summary=row.summary,
-            ai_seconds=ai_seconds,
-        )
-        await outbox_events.add(
+        await _write_ended(
             session,
-            outbox,
-            Envelope.wrap(event, producer=PRODUCER, correlation_id=str(grant.call_id)),
+            ConversationEnded(
+                conversation_id=conversation_id,
+                call_id=grant.call_id,
+                org_id=grant.org_id,
+                agent_id=grant.agent_id,
+                transcript=tuple(
+                    TranscriptLine(
+                        speaker=line.speaker, text=line.text, offset_s=int(line.offset_s)
+                    )
+                    for line in lines
+                ),
+                summary=row.summary,
+                ai_seconds=ai_seconds,
+            ),
         )
+
+
+async def end_abandoned(session: AsyncSession, *, lease_ttl: float, reconcile_after: float) -> int:
+    """End the live conversations whose bridge died with them; how many there were.
+
+    A bridge holds its key lease until it has stored its conversation, and a dead process's
+    lease lapses ``lease_ttl`` seconds after its last heartbeat: a conversation still live that
+    long after starting with no lease left for its call has nobody to end it. What the bridge
+    heard is lost with it; ElevenLabs' transcript and analysis are fetched by the reconciliation.
+    """
+    leased = select(key_slots.c.call_id).where(
+        key_slots.c.call_id == conversations.c.call_id, key_slots.c.expires_at > func.now()
+    )
+    abandoned = (
+        await session.execute(
+            select(conversations)
+            .where(
+                conversations.c.status == "live",
+                conversations.c.started_at < func.now() - timedelta(seconds=lease_ttl),
+                ~leased.exists(),
+            )
+            .limit(ABANDONED_PER_SWEEP)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    for row in abandoned:
+        await session.execute(
+            update(conversations)
+            .where(conversations.c.id == row.id)
+            .values(
+                status="failed",
+                ended_reason="bridge_lost",
+                ended_at=func.now(),
+                next_reconcile_at=(
+                    datetime.now(UTC) + timedelta(seconds=reconcile_after)
+                    if row.elevenlabs_conversation_id is not None
+                    else None
+                ),
+            )
+        )
+        await _write_ended(
+            session,
+            ConversationEnded(
+                conversation_id=row.id,
+                call_id=row.call_id,
+                org_id=row.org_id,
+                agent_id=row.agent_id,
+                transcript=(),
+                summary=None,
+                ai_seconds=0,
+            ),
+        )
+        logger.warning(
+            "voice.conversation.abandoned",
+            extra={"conversation_id": str(row.id), "call_id": str(row.call_id)},
+        )
+    return len(abandoned)
+
+
+async def _write_ended(session: AsyncSession, event: ConversationEnded) -> None:
+    await outbox_events.add(
+        session, outbox, Envelope.wrap(event, producer=PRODUCER, correlation_id=str(event.call_id))
+    )
 
 
 async def store_analysis(session: AsyncSession, data: dict[str, Any]) -> str:

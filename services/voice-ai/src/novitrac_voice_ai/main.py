@@ -85,6 +85,7 @@ async def lifespan(context: ServiceContext) -> AsyncIterator[None]:
             pool,
             after=settings.reconcile_after,
             interval=settings.reconcile_interval,
+            lease_ttl=settings.lease_ttl,
         ),
     )
     runtime.register(context, voice)

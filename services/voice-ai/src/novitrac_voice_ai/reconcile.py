@@ -1,5 +1,8 @@
 """Completing conversations whose post-call webhook never came, from the conversations API.
 
+Each sweep first ends the live conversations whose bridge process died (see
+:func:`~novitrac_voice_ai.conversations.end_abandoned`), so they are completed like the others.
+
 Each sweep takes the ended, unanalysed conversations that are due (``FOR UPDATE SKIP LOCKED``, so
 replicas share them), fetches each from ElevenLabs and stores its analysis as the webhook would.
 One still not finished is tried again later, the wait doubling, up to ``RECONCILE_MAX_ATTEMPTS``.
@@ -16,7 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from novitrac_kit.db import transaction
-from novitrac_voice_ai.conversations import store_analysis
+from novitrac_voice_ai.conversations import end_abandoned, store_analysis
 from novitrac_voice_ai.db import conversations
 from novitrac_voice_ai.keys import KeyPool
 from novitrac_voice_ai.provider import ElevenLabs, ProviderError
@@ -35,6 +38,7 @@ class Reconciler:
         pool: the keys to ask with.
         after: seconds after the end before the first fetch; doubled after each miss.
         interval: seconds between sweeps.
+        lease_ttl: seconds a dead bridge's key lease outlives it.
     """
 
     def __init__(
@@ -45,12 +49,14 @@ class Reconciler:
         *,
         after: float,
         interval: float,
+        lease_ttl: float,
     ) -> None:
         self._sessions = sessions
         self._provider = provider
         self._pool = pool
         self._after = max(after, 1.0)
         self._interval = interval
+        self._lease_ttl = lease_ttl
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -69,6 +75,10 @@ class Reconciler:
         while True:
             await asyncio.sleep(self._interval)
             try:
+                async with transaction(self._sessions) as session:
+                    await end_abandoned(
+                        session, lease_ttl=self._lease_ttl, reconcile_after=self._after
+                    )
                 await self.sweep()
             except Exception as error:
                 logger.warning("voice.reconcile.sweep_failed", extra={"error": repr(error)})
