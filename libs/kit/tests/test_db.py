@@ -48,6 +48,14 @@ def notes_table(metadata: MetaData) -> Table:
     )
 
 
+@pytest.fixture
+async def notes(engine: AsyncEngine, unique_name: str) -> Table:
+    metadata = db.service_metadata(unique_name)
+    table = notes_table(metadata)
+    await create_schema(engine, metadata)
+    return table
+
+
 class TestServiceMetadata:
     async def test_tables_live_in_the_schema(self, engine: AsyncEngine, unique_name: str) -> None:
         metadata = db.service_metadata(unique_name)
@@ -130,13 +138,6 @@ class TestCreateEngine:
 
 
 class TestTransaction:
-    @pytest.fixture
-    async def notes(self, engine: AsyncEngine, unique_name: str) -> Table:
-        metadata = db.service_metadata(unique_name)
-        table = notes_table(metadata)
-        await create_schema(engine, metadata)
-        return table
-
     async def test_commits_on_success(self, engine: AsyncEngine, notes: Table) -> None:
         sessions = db.create_session_factory(engine)
         async with db.transaction(sessions) as session:
@@ -180,13 +181,6 @@ class TestTransaction:
 
 
 class TestDriverConnection:
-    @pytest.fixture
-    async def notes(self, engine: AsyncEngine, unique_name: str) -> Table:
-        metadata = db.service_metadata(unique_name)
-        table = notes_table(metadata)
-        await create_schema(engine, metadata)
-        return table
-
     async def test_its_statements_roll_back_with_the_transaction_even_first_ones(
         self, engine: AsyncEngine, notes: Table
     ) -> None:

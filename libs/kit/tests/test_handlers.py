@@ -113,6 +113,16 @@ def shop(store: Store) -> Shop:
     return Shop(store)
 
 
+@pytest.fixture
+def handle(
+    shop: Shop, store: Store, sessions: async_sessionmaker[AsyncSession]
+) -> Callable[[Delivery], Awaitable[None]]:
+    """The subscription's handler, as the bus calls it, with batches of up to 8."""
+    return shop.handlers.subscription(
+        queue="shop", sessions=sessions, inbox=store.inbox, batch_size=8
+    ).handler
+
+
 class TestOn:
     def test_returns_the_function(self) -> None:
         handlers = EventHandlers()
@@ -165,14 +175,6 @@ class TestSubscription:
 
 
 class TestHandle:
-    @pytest.fixture
-    def handle(
-        self, shop: Shop, store: Store, sessions: async_sessionmaker[AsyncSession]
-    ) -> Callable[[Delivery], Awaitable[None]]:
-        return shop.handlers.subscription(
-            queue="shop", sessions=sessions, inbox=store.inbox
-        ).handler
-
     async def test_valid(
         self,
         handle: Callable[[Delivery], Awaitable[None]],
@@ -299,15 +301,8 @@ class TestHandle:
 
 
 class TestBatches:
-    """Deliveries that arrive together share transactions, and none suffers for another."""
-
-    @pytest.fixture
-    def handle(
-        self, shop: Shop, store: Store, sessions: async_sessionmaker[AsyncSession]
-    ) -> Callable[[Delivery], Awaitable[None]]:
-        return shop.handlers.subscription(
-            queue="shop", sessions=sessions, inbox=store.inbox, batch_size=8
-        ).handler
+    """Deliveries that arrive together share transactions (of up to 8), and none suffers for
+    another."""
 
     async def test_a_burst_is_handled_in_few_transactions(
         self,
