@@ -104,13 +104,14 @@ class EventHandlers:
         retry: RetryPolicy | None = None,
         prefetch: int = 64,
         batch_size: int = 32,
+        concurrency: int = 2,
     ) -> Subscription:
         """The subscription that feeds the service's queue to these handlers.
 
         Per delivery: an unknown type or a payload that does not validate raises
         :class:`PermanentFailure` (dead-lettered at once, with the reason); otherwise the delivery
-        waits for its turn in a batch. A batch is what has arrived while the previous one ran, up
-        to ``batch_size`` deliveries, grouped by organisation (each one's in arrival order) and
+        waits for its turn in a batch. A batch is what has arrived while the others ran, up to
+        ``batch_size`` deliveries, grouped by organisation (each one's in arrival order) and
         handled in one transaction that first claims every ``(queue, event id)`` in ``inbox``
         (an event handled before, or twice in the batch, runs once). The bus acknowledges each
         delivery only after that transaction commits. When anything in a batch fails, the batch
@@ -126,12 +127,21 @@ class EventHandlers:
             prefetch: deliveries the bus hands over before their acknowledgements; twice the
                 batch size keeps the next batch arriving while one is handled.
             batch_size: most deliveries handled in one transaction.
+            concurrency: batches handled at once, each in a transaction (and on a pooled
+                connection) of its own; while one waits for the database, another runs.
         """
         if not self._registrations:
             raise ValueError("no event handlers are registered")
-        if batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
-        batches = _Batches(self, queue=queue, sessions=sessions, inbox=inbox, size=batch_size)
+        if batch_size < 1 or concurrency < 1:
+            raise ValueError("batch_size and concurrency must be at least 1")
+        batches = _Batches(
+            self,
+            queue=queue,
+            sessions=sessions,
+            inbox=inbox,
+            size=batch_size,
+            concurrency=concurrency,
+        )
 
         async def handle(delivery: Delivery) -> None:
             # Deliveries run in the bus's tasks, not the service's: name the service for logs/spans.
@@ -167,7 +177,7 @@ class _Pending:
 
 
 class _Batches:
-    """Collects one subscription's deliveries into transactions, one transaction at a time.
+    """Collects one subscription's deliveries into transactions, a few transactions at a time.
 
     Each delivery's task queues itself and then takes turns, in arrival order, at running the
     oldest waiting deliveries as a batch, until its own has been run by itself or by another.
@@ -181,6 +191,7 @@ class _Batches:
         sessions: async_sessionmaker[AsyncSession],
         inbox: Table,
         size: int,
+        concurrency: int,
     ) -> None:
         self._handlers = handlers
         self._queue = queue
@@ -188,7 +199,7 @@ class _Batches:
         self._inbox = inbox
         self._size = size
         self._waiting: deque[_Pending] = deque()
-        self._turn = asyncio.Lock()
+        self._turns = asyncio.Semaphore(concurrency)
 
     async def handle(self, delivery: Delivery) -> None:
         pending = _Pending(
@@ -200,7 +211,7 @@ class _Batches:
         self._waiting.append(pending)
         try:
             while not pending.outcome.done():
-                async with self._turn:
+                async with self._turns:
                     if not pending.outcome.done():
                         await self._run(self._next_batch())
         except asyncio.CancelledError:
