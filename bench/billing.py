@@ -44,7 +44,7 @@ from typing import Any
 
 import aio_pika
 import asyncpg
-from sqlalchemy import bindparam, func, insert, select, text
+from sqlalchemy import func, select, text
 
 from measure import cpu_seconds, machine
 from novitrac_billing.db import call_charges, inbox
@@ -53,7 +53,6 @@ from novitrac_contracts.auth import OrgCreated
 from novitrac_contracts.envelope import Envelope
 from novitrac_contracts.telephony import CallDirection, CallEnded, CallStatus
 from novitrac_kit import db, migrations
-from novitrac_kit import outbox as kit_outbox
 from novitrac_kit.bus import Delivery, Subscription
 from novitrac_kit.bus.rabbitmq import RabbitBus
 from novitrac_kit.telemetry import configure_tracing
@@ -76,7 +75,6 @@ class Setup:
     name: str
     prefetch: int
     batch_size: int
-    no_notify: bool = False
     async_commit: bool = False
 
     @property
@@ -118,8 +116,6 @@ class Shared:
 async def consume(setup: Setup, count: int, shared: Shared) -> None:
     """Charge calls from the queue with billing's handlers until ``count`` are charged in all."""
     configure_tracing("billing", otlp_endpoint=None)
-    if setup.no_notify:
-        _write_outbox_without_notify()
     engine = db.create_engine(setup.database_url, application_name=f"{setup.name}.consumer")
     subscription = service.handlers.subscription(
         queue=setup.queue,
@@ -161,24 +157,6 @@ async def consume(setup: Setup, count: int, shared: Shared) -> None:
     shared.report.put(("done", (started, time.process_time() - cpu)))
     await bus.close()
     await engine.dispose()
-
-
-def _write_outbox_without_notify() -> None:
-    """Diagnostic: the kit's outbox insert without its ``pg_notify``.
-
-    PostgreSQL serialises the commits of transactions that NOTIFY (a global lock held until the
-    commit is flushed), which caps them at one WAL flush each.
-    """
-
-    def plain_insert(table: Any) -> Any:
-        return insert(table).values(
-            id=bindparam("event_id"),
-            type=bindparam("event_type"),
-            envelope=bindparam("event_envelope"),
-            headers=bindparam("event_headers"),
-        )
-
-    kit_outbox._add_statement = plain_insert  # type: ignore[assignment]
 
 
 def _consumer(setup: Setup, count: int, shared: Shared) -> None:
@@ -401,11 +379,6 @@ def main(argv: list[str]) -> None:
     )
     parser.add_argument("--quick", action="store_true", help="1,000 events per scenario")
     parser.add_argument(
-        "--no-notify",
-        action="store_true",
-        help="diagnostic: outbox rows without pg_notify (a relay would find them by polling)",
-    )
-    parser.add_argument(
         "--async-commit",
         action="store_true",
         help="diagnostic: synchronous_commit=off for the benchmark's database",
@@ -423,7 +396,6 @@ def main(argv: list[str]) -> None:
         name,
         args.prefetch,
         args.batch_size,
-        no_notify=args.no_notify,
         async_commit=args.async_commit,
     )
 

@@ -39,6 +39,7 @@ import inspect
 import multiprocessing
 import os
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -428,6 +429,8 @@ class Processes:
         self._running: list[multiprocessing.process.BaseProcess] = []
         self._waiting: list[tuple[str, EventType]] = []
         self._pending: list[tuple[str, str, Any]] = []
+        self.meter = BackendMeter(setup.name)
+        """Started by :meth:`go`; the caller stops it when the roles are done."""
 
     def start(self, role: str, **arguments: Any) -> None:
         """Start a process playing ``role``; it waits for :meth:`go` once set up."""
@@ -447,6 +450,7 @@ class Processes:
         """
         for role, _ in self._waiting:
             self.wait(role, "ready")
+        self.meter.start()
         sample = CpuSample.now()
         for _, go in self._waiting:
             go.set()
@@ -587,10 +591,73 @@ class CpuSample:
         )
 
 
+class BackendMeter:
+    """CPU of the PostgreSQL backends connected to one database, which no one else uses.
+
+    The PostgreSQL figure of :class:`CpuSample` counts every backend of the server, so other
+    users of it show there. Backends are sampled every ``interval`` seconds, since one that ends
+    leaves no trace of its own; what a backend spent after its last sample is missed.
+    """
+
+    def __init__(self, database: str, interval: float = 0.2) -> None:
+        self._title = f" {database} ".encode()
+        self._interval = interval
+        self._base: dict[str, int] = {}
+        self._last: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _sample(self) -> dict[str, int]:
+        ticks: dict[str, int] = {}
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/stat") as process:
+                    line = process.read()
+                if line[line.index("(") + 1 : line.rindex(")")] != "postgres":
+                    continue
+                with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                    if self._title not in cmdline.read():
+                        continue
+            except OSError:
+                continue
+            ticks[pid] = sum(int(v) for v in line[line.rindex(")") + 2 :].split()[11:13])
+        return ticks
+
+    def start(self) -> None:
+        """Take the backends' CPU so far as the base, and sample until :meth:`stop`."""
+        self._base = self._sample()
+        self._last = dict(self._base)
+        self._stop.clear()
+
+        def sample() -> None:
+            while not self._stop.wait(self._interval):
+                self._last.update(self._sample())
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> float:
+        """Stop sampling; the CPU seconds the backends spent since :meth:`start`."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._last.update(self._sample())
+        spent = sum(ticks - self._base.get(pid, 0) for pid, ticks in self._last.items())
+        return spent / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_line(
-    events: int, before: CpuSample | None, after: CpuSample | None, roles: dict[str, float]
+    events: int,
+    before: CpuSample | None,
+    after: CpuSample | None,
+    roles: dict[str, float],
+    database: float | None = None,
 ) -> str:
-    """Microseconds of CPU per event by role and server, and how busy the machine was."""
+    """Microseconds of CPU per event by role and server, and how busy the machine was.
+
+    ``database`` is the CPU of the backends of the benchmark's own database, from
+    :class:`BackendMeter`, shown beside the whole server's.
+    """
     parts = dict(roles)
     if before is not None and after is not None:
         parts["PostgreSQL"] = after.postgres - before.postgres
@@ -598,6 +665,8 @@ def cpu_line(
     ours = sum(parts.values())
     text = ", ".join(f"{name} {1e6 * seconds / events:,.0f}" for name, seconds in parts.items())
     line = f"CPU per event (µs): {text}; sum {1e6 * ours / events:,.0f}"
+    if database is not None:
+        line += f" (PostgreSQL, this database's backends alone: {1e6 * database / events:,.0f})"
     if before is not None and after is not None:
         cores = os.cpu_count() or 1
         wall = (after.total - before.total) / cores
@@ -707,14 +776,14 @@ def run(setup: Setup, args: argparse.Namespace) -> tuple[int, int, int, int]:
         written: Span = processes.wait("writer", "done")
         after = CpuSample.now()
         row("1 write (outbox.add, commit)", count, written.seconds)
-        detail(cpu_line(count, before, after, {"writer": written.cpu}))
+        detail(cpu_line(count, before, after, {"writer": written.cpu}, processes.meter.stop()))
 
         processes.start("relay", count=count)
         before = processes.go()
         published: Span = processes.wait("relay", "done")
         after = CpuSample.now()
         row("2 publish, confirmed (relay)", count, published.seconds)
-        detail(cpu_line(count, before, after, {"relay": published.cpu}))
+        detail(cpu_line(count, before, after, {"relay": published.cpu}, processes.meter.stop()))
 
         # 3: the consumer alone drains what the relay published.
         processes.start("consumer", count=count, run=1)
@@ -722,7 +791,9 @@ def run(setup: Setup, args: argparse.Namespace) -> tuple[int, int, int, int]:
         consumed: Consumed = processes.wait("consumer", "done")
         after = CpuSample.now()
         row("3 consume (inbox + effect, ack)", count, consumed.span.seconds)
-        detail(cpu_line(count, before, after, {"consumer": consumed.span.cpu}))
+        detail(
+            cpu_line(count, before, after, {"consumer": consumed.span.cpu}, processes.meter.stop())
+        )
         processes.join()
 
         # 4: all three at once.
@@ -748,7 +819,7 @@ def run(setup: Setup, args: argparse.Namespace) -> tuple[int, int, int, int]:
         )
         detail(f"(the writer alone took {written.seconds:.2f} s)")
         roles = {"writer": written.cpu, "relay": published.cpu, "consumer": consumed.span.cpu}
-        detail(cpu_line(count, before, after, roles))
+        detail(cpu_line(count, before, after, roles, processes.meter.stop()))
 
         # 5: paced, one event per transaction.
         paced = round(args.rate * args.duration)
@@ -771,13 +842,14 @@ def run(setup: Setup, args: argparse.Namespace) -> tuple[int, int, int, int]:
         )
         detail(verdict(p99 < P99_TARGET_MS, f"p99 < {P99_TARGET_MS:.0f} ms", f"{p99:.1f} ms"))
         roles = {"writer": written.cpu, "relay": published.cpu, "consumer": consumed.span.cpu}
-        detail(cpu_line(paced, before, after, roles))
+        detail(cpu_line(paced, before, after, roles, processes.meter.stop()))
 
         # 6: the in-process transport, for comparison.
         if not args.no_in_process:
             processes.start("in-process", writes=Writes(count, per, writers, None, run=4))
             processes.go()
             written, consumed = processes.wait("in-process", "done")
+            processes.meter.stop()
             processes.join()
             row("6 in-process: write -> handled", count, consumed.span.finished - written.started)
         return asyncio.run(tally(setup))

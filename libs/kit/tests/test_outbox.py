@@ -24,7 +24,12 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import REGISTRY
 from sqlalchemy import Column, Integer, MetaData, Table, func, insert, select, text, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    AsyncSessionTransaction,
+    async_sessionmaker,
+)
 
 from novitrac_contracts.envelope import Envelope, Event
 from novitrac_kit import db, inbox, outbox
@@ -241,6 +246,15 @@ async def write_and_roll_back(
         raise RuntimeError("change refused")
 
 
+async def add_and_fail(
+    transaction: AsyncSessionTransaction, session: AsyncSession, schema: Schema, envelope: Envelope
+) -> None:
+    """Write ``envelope`` in ``transaction`` (of ``session``), which then fails."""
+    async with transaction:
+        await outbox.add(session, schema.outbox, envelope)
+        raise RuntimeError("change refused")
+
+
 async def rows(sessions: async_sessionmaker[AsyncSession], schema: Schema) -> dict[UUID, Any]:
     async with sessions() as session:
         result = await session.execute(select(schema.outbox))
@@ -304,6 +318,53 @@ class TestAdd:
             await write_and_roll_back(sessions, schema, thing())
 
         assert await rows(sessions, schema) == {}
+
+    async def test_several_in_one_transaction_keep_their_order_and_roll_back_together(
+        self, sessions: async_sessionmaker[AsyncSession], schema: Schema
+    ) -> None:
+        envelopes = [thing(n) for n in range(5)]
+        with pytest.raises(RuntimeError, match="change refused"):
+            await write_and_roll_back(sessions, schema, *(thing(n) for n in range(5)))
+
+        await write(sessions, schema, *envelopes)
+
+        table = await rows(sessions, schema)
+        assert [Envelope.model_validate(row.envelope) for row in table.values()] == envelopes
+        in_order = sorted(table.values(), key=lambda row: row.created_at)
+        assert [row.id for row in in_order] == [envelope.id for envelope in envelopes]
+
+    async def test_one_added_in_a_savepoint_rolled_back_is_not_written(
+        self, sessions: async_sessionmaker[AsyncSession], schema: Schema
+    ) -> None:
+        before, inside, after = thing(1), thing(2), thing(3)
+
+        async with db.transaction(sessions) as session:
+            await outbox.add(session, schema.outbox, before)
+            with pytest.raises(RuntimeError, match="change refused"):
+                await add_and_fail(session.begin_nested(), session, schema, inside)
+            await outbox.add(session, schema.outbox, after)
+
+        assert set(await rows(sessions, schema)) == {before.id, after.id}
+
+    async def test_a_session_reused_for_another_transaction_writes_in_that_one(
+        self, sessions: async_sessionmaker[AsyncSession], schema: Schema
+    ) -> None:
+        kept, dropped, last = thing(1), thing(2), thing(3)
+
+        async with sessions() as session:
+            async with session.begin():
+                await outbox.add(session, schema.outbox, kept)
+                await outbox.add(session, schema.outbox, thing(0))
+            with pytest.raises(RuntimeError, match="change refused"):
+                await add_and_fail(session.begin(), session, schema, dropped)
+            async with session.begin():
+                await session.execute(text("SELECT 1"))
+                await outbox.add(session, schema.outbox, last)
+
+        table = await rows(sessions, schema)
+        assert kept.id in table
+        assert last.id in table
+        assert dropped.id not in table
 
     async def test_captures_the_trace_context(
         self, sessions: async_sessionmaker[AsyncSession], schema: Schema

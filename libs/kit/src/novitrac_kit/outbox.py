@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
+import uuid
+from collections.abc import Sequence
 from contextlib import suppress
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import asyncpg
 from opentelemetry import propagate
@@ -28,24 +32,20 @@ from sqlalchemy import (
     Select,
     Table,
     Text,
-    Update,
     Uuid,
-    any_,
     bindparam,
-    cast,
     delete,
     func,
     insert,
     select,
     text,
-    update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
-from sqlalchemy.sql.dml import ReturningUpdate
 
 from novitrac_contracts.envelope import Envelope
 from novitrac_kit.bus import EventBus, PublishFailed
+from novitrac_kit.db import driver_connection
 from novitrac_kit.dsn import asyncpg_url
 
 logger = logging.getLogger(__name__)
@@ -119,21 +119,54 @@ async def add(session: AsyncSession, table: Table, envelope: Envelope) -> None:
     """
     headers: dict[str, str] = {}
     propagate.inject(headers)
-    await session.execute(
-        _add_statement(table),
-        {
-            "event_id": envelope.id,
-            "event_type": envelope.type,
-            "event_envelope": envelope.model_dump(mode="json"),
-            "event_headers": headers,
-        },
+    connection = await _driver_connection(session)
+    if not connection.is_in_transaction():
+        # SQLAlchemy sends BEGIN with its own first statement: on the driver alone this insert
+        # would commit by itself.
+        await session.execute(
+            _add_statement(table),
+            {
+                "event_id": envelope.id,
+                "event_type": envelope.type,
+                "event_envelope": envelope.model_dump(mode="json"),
+                "event_headers": headers,
+            },
+        )
+        return
+    statements = _statements(table)
+    await connection.execute(
+        statements.add,
+        envelope.id,
+        envelope.type,
+        envelope.model_dump_json(),
+        json.dumps(headers),
+        statements.channel,
     )
+
+
+async def _driver_connection(session: AsyncSession) -> asyncpg.Connection:
+    # Remembered for the session's innermost transaction: looking it up costs two greenlet
+    # switches, more than the rest of add() but the insert's round trip. A savepoint's own
+    # transaction is looked up once, through the session, which is what emits its SAVEPOINT.
+    remembered = session.info.get(_DRIVER_CONNECTION)
+    if remembered is not None and remembered[0] is _innermost(session):
+        connection: asyncpg.Connection = remembered[1]
+        return connection
+    connection = await driver_connection(session)
+    session.info[_DRIVER_CONNECTION] = (_innermost(session), connection)
+    return connection
+
+
+def _innermost(session: AsyncSession) -> object:
+    sync = session.sync_session
+    return sync.get_nested_transaction() or sync.get_transaction()
+
+
+_DRIVER_CONNECTION = "novitrac_kit.outbox.driver_connection"
 
 
 @functools.cache
 def _add_statement(table: Table) -> Select[tuple[Any]]:
-    # Insert and notify in one round trip; built once per table, as building it costs as much as
-    # running it.
     written = (
         insert(table)
         .values(
@@ -146,6 +179,42 @@ def _add_statement(table: Table) -> Select[tuple[Any]]:
         .cte("written")
     )
     return select(func.pg_notify(outbox_channel(table), "")).select_from(written)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event as the relay reads it from the outbox: its wire form and what routes it.
+
+    Attributes:
+        id: the event id (the message id).
+        type: the event type (the routing key).
+        producer: the producing service.
+        correlation_id: the envelope's, if any.
+        org_id: the envelope's organisation, if any, as text.
+        body: the envelope as JSON, published as it is.
+        headers: the trace context stored when the event was written.
+    """
+
+    id: uuid.UUID
+    type: str
+    producer: str
+    correlation_id: str | None
+    org_id: str | None
+    body: bytes
+    headers: dict[str, str]
+
+
+@runtime_checkable
+class StoredEventPublisher(Protocol):
+    """A bus that publishes outbox events from their stored form, a batch at a time.
+
+    The relay uses it when its bus offers it (the RabbitMQ transport does), and otherwise
+    publishes each event with :meth:`EventBus.publish`.
+    """
+
+    async def publish_stored(self, events: Sequence[StoredEvent]) -> list[str | None]:
+        """Publish ``events`` with confirmation; per event, None or why it was not confirmed."""
+        ...
 
 
 class OutboxRelay:
@@ -247,42 +316,53 @@ class OutboxRelay:
             return await self._relay_batch(connection)
 
     async def _relay_batch(self, connection: AsyncConnection) -> int:
-        table = self._table
-        async with connection.begin():
-            claimed = (await connection.execute(_claim_statement(table, self._batch_size))).all()
+        # The statements run on the driver connection: SQLAlchemy's per-statement work costs more
+        # than the round trip, and a batch is a handful of fixed statements.
+        statements = _statements(self._table)
+        raw = await connection.get_raw_connection()
+        driver: asyncpg.Connection = raw.driver_connection
+        async with driver.transaction():
+            claimed = [
+                StoredEvent(
+                    id=row[0],
+                    type=row[1],
+                    producer=row[2],
+                    correlation_id=row[3],
+                    org_id=row[4],
+                    body=row[5].encode(),
+                    headers=json.loads(row[6]),
+                )
+                for row in await driver.fetch(statements.claim, self._batch_size)
+            ]
             if not claimed:
                 return 0
-            errors = await asyncio.gather(
-                *(self._publish(row.envelope, row.headers) for row in claimed)
-            )
-            published = [row.id for row, error in zip(claimed, errors, strict=True) if not error]
-            failed = [
-                {"b_id": row.id, "b_error": error}
-                for row, error in zip(claimed, errors, strict=True)
-                if error
+            if isinstance(self._bus, StoredEventPublisher):
+                errors = await self._bus.publish_stored(claimed)
+            else:
+                errors = await asyncio.gather(*(self._publish(event) for event in claimed))
+            published = [
+                str(event.id) for event, error in zip(claimed, errors, strict=True) if not error
             ]
-            lags: list[float] = []
+            failed = [
+                (event.id, error) for event, error in zip(claimed, errors, strict=True) if error
+            ]
+            lags: list[Any] = []
             if published:
-                marked = await connection.execute(
-                    _mark_published_statement(table), {"ids": [str(id_) for id_ in published]}
-                )
-                lags = list(marked.scalars())
+                lags = await driver.fetch(statements.mark_published, published)
             if failed:
-                await connection.execute(_mark_failed_statement(table), failed)
+                await driver.executemany(statements.mark_failed, failed)
         OUTBOX_PUBLISHED.labels(self._name).inc(len(published))
         lag_seconds = OUTBOX_LAG_SECONDS.labels(self._name)
-        for lag in lags:
+        for (lag,) in lags:
             lag_seconds.observe(float(lag))
         if failed:
             OUTBOX_PUBLISH_FAILURES.labels(self._name).inc(len(failed))
             logger.warning(
                 "outbox.publish.failed",
-                extra={"schema": self._name, "failed": len(failed), "error": failed[0]["b_error"]},
+                extra={"schema": self._name, "failed": len(failed), "error": failed[0][1]},
             )
             if not published:
-                raise PublishFailed(
-                    f"{len(failed)} outbox events not published: {failed[0]['b_error']}"
-                )
+                raise PublishFailed(f"{len(failed)} outbox events not published: {failed[0][1]}")
         return len(published)
 
     async def purge(self) -> int:
@@ -294,9 +374,9 @@ class OutboxRelay:
             )
         return result.rowcount
 
-    async def _publish(self, envelope: dict[str, Any], headers: dict[str, str]) -> str | None:
+    async def _publish(self, event: StoredEvent) -> str | None:
         try:
-            await self._bus.publish(Envelope.model_validate(envelope), headers=headers)
+            await self._bus.publish(Envelope.from_json(event.body), headers=event.headers)
         except Exception as error:
             return str(error) or repr(error)
         return None
@@ -398,37 +478,46 @@ async def _release(connection: AsyncConnection | None) -> None:
             await connection.close()
 
 
-@functools.cache
-def _claim_statement(table: Table, limit: int) -> Select[Any]:
-    return (
-        select(table.c.id, table.c.envelope, table.c.headers)
-        .where(table.c.published_at.is_(None))
-        .order_by(table.c.created_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
+@dataclass(frozen=True)
+class _Statements:
+    """An outbox table's hot statements, as SQL for the driver connection."""
+
+    add: str
+    channel: str
+    claim: str
+    mark_published: str
+    mark_failed: str
+
+
+def _quoted(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
 
 
 @functools.cache
-def _mark_published_statement(table: Table) -> ReturningUpdate[tuple[Any]]:
-    # One array parameter rather than an IN list: the same prepared statement for any batch size.
-    # It is sent as text[], which asyncpg encodes without first querying the server's catalogue
-    # for the uuid[] type on every new connection.
-    ids = cast(bindparam("ids", type_=ARRAY(Text)), ARRAY(Uuid))
-    return (
-        update(table)
-        .where(table.c.id == any_(ids))
-        .values(published_at=func.clock_timestamp(), attempts=table.c.attempts + 1)
-        .returning(func.extract("epoch", table.c.published_at - table.c.created_at))
-    )
-
-
-@functools.cache
-def _mark_failed_statement(table: Table) -> Update:
-    return (
-        update(table)
-        .where(table.c.id == bindparam("b_id"))
-        .values(attempts=table.c.attempts + 1, last_error=bindparam("b_error"))
+def _statements(table: Table) -> _Statements:
+    name = ".".join(_quoted(part) for part in (table.schema, table.name) if part)
+    return _Statements(
+        # Insert and notify in one round trip.
+        add=(
+            f"WITH written AS (INSERT INTO {name} (id, type, envelope, headers)"
+            " VALUES ($1, $2, $3::jsonb, $4::jsonb) RETURNING id)"
+            " SELECT pg_notify($5, '') FROM written"
+        ),
+        channel=outbox_channel(table),
+        claim=(
+            "SELECT id, type, envelope->>'producer', envelope->>'correlation_id',"
+            f" envelope->>'org_id', envelope::text, headers::text FROM {name}"
+            " WHERE published_at IS NULL ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED"
+        ),
+        # One array parameter rather than an IN list: one prepared statement for any batch size.
+        # It is sent as text[], which asyncpg encodes without querying the server's catalogue
+        # for the uuid[] type on every new connection.
+        mark_published=(
+            f"UPDATE {name} SET published_at = clock_timestamp(), attempts = attempts + 1"
+            " WHERE id = ANY($1::text[]::uuid[])"
+            " RETURNING extract(epoch FROM published_at - created_at)"
+        ),
+        mark_failed=(f"UPDATE {name} SET attempts = attempts + 1, last_error = $2 WHERE id = $1"),
     )
 
 
@@ -437,6 +526,8 @@ __all__ = [
     "OUTBOX_PUBLISHED",
     "OUTBOX_PUBLISH_FAILURES",
     "OutboxRelay",
+    "StoredEvent",
+    "StoredEventPublisher",
     "add",
     "outbox_channel",
     "outbox_table",

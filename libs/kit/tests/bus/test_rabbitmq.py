@@ -10,10 +10,12 @@ from typing import TYPE_CHECKING
 import pytest
 from aio_pika import DeliveryMode
 from aiormq.exceptions import ChannelNotFoundEntity, ChannelPreconditionFailed
-from opentelemetry import trace
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, StatusCode
 
 from novitrac_contracts.envelope import Envelope
 from novitrac_kit.bus import Delivery, PublishFailed, Subscription
+from novitrac_kit.outbox import StoredEvent, StoredEventPublisher
 
 if TYPE_CHECKING:
     from libs.kit.tests.bus.conftest import Bus, Buses, Eventually
@@ -165,6 +167,91 @@ class TestPublishing:
         assert message.headers["x-request-id"] == "r-1"
         trace_id = format(request.get_span_context().trace_id, "032x")
         assert str(message.headers["traceparent"]).split("-")[1] == trace_id
+
+    async def test_stored_events_are_published_together_each_under_its_own_span(
+        self, buses: Buses, bus: Bus, spans: InMemorySpanExporter
+    ) -> None:
+        queue = buses.queue("billing")
+        await bus.declare(queue, ["telephony.#"])
+        with trace.get_tracer("tests").start_as_current_span("request") as request:
+            carrier: dict[str, str] = {}
+            propagate.inject(carrier)
+        envelopes = [
+            Envelope(
+                type="telephony.call.ended.v1",
+                producer="tests",
+                correlation_id="c-1",
+                data={"call": n},
+            )
+            for n in range(3)
+        ]
+        stored = [
+            StoredEvent(
+                id=envelope.id,
+                type=envelope.type,
+                producer=envelope.producer,
+                correlation_id=envelope.correlation_id,
+                org_id=None,
+                body=envelope.to_json(),
+                headers={**carrier, "x-request-id": "r-1"},
+            )
+            for envelope in envelopes
+        ]
+        spans.clear()
+
+        assert isinstance(bus, StoredEventPublisher)
+        assert await bus.publish_stored(stored) == [None, None, None]
+
+        async with buses.channel() as channel:
+            source = await channel.get_queue(queue)
+            messages = [await source.get(no_ack=True) for _ in envelopes]
+        publishes = {span.context.span_id: span for span in spans.get_finished_spans()}
+        trace_id = request.get_span_context().trace_id
+        for envelope, message in zip(envelopes, messages, strict=True):
+            assert Envelope.from_json(message.body) == envelope
+            assert message.delivery_mode == DeliveryMode.PERSISTENT
+            assert message.message_id == str(envelope.id)
+            assert message.correlation_id == "c-1"
+            assert message.type == envelope.type
+            assert message.app_id == "tests"
+            assert message.content_type == "application/json"
+            assert message.timestamp is not None
+            assert message.headers["x-request-id"] == "r-1"
+            _, sent_trace, sent_span, _ = str(message.headers["traceparent"]).split("-")
+            assert int(sent_trace, 16) == trace_id
+            span = publishes.pop(int(sent_span, 16))
+            assert span.name == "telephony.call.ended.v1 publish"
+            assert span.kind == SpanKind.PRODUCER
+            assert span.parent is not None
+            assert span.parent.span_id == request.get_span_context().span_id
+            assert span.attributes is not None
+            assert span.attributes["messaging.message.id"] == str(envelope.id)
+        assert publishes == {}
+
+    async def test_stored_events_the_broker_refuses_are_reported_each(
+        self, buses: Buses, bus: Bus, spans: InMemorySpanExporter
+    ) -> None:
+        async with buses.channel() as channel:
+            await channel.exchange_delete(buses.exchanges["exchange"])
+        envelope = event()
+        stored = StoredEvent(
+            id=envelope.id,
+            type=envelope.type,
+            producer=envelope.producer,
+            correlation_id=None,
+            org_id=None,
+            body=envelope.to_json(),
+            headers={},
+        )
+        spans.clear()
+
+        assert isinstance(bus, StoredEventPublisher)
+        [reason] = await bus.publish_stored([stored])
+
+        assert reason is not None
+        assert "not confirmed" in reason
+        [span] = spans.get_finished_spans()
+        assert span.status.status_code == StatusCode.ERROR
 
     async def test_a_refused_message_raises_and_the_bus_recovers(
         self, buses: Buses, bus: Bus, eventually: Eventually

@@ -12,12 +12,12 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from novitrac_contracts.envelope import Envelope
 from novitrac_kit import db
 from novitrac_kit.bus.rabbitmq import RabbitBus
-from novitrac_kit.outbox import OutboxRelay, outbox_table
+from novitrac_kit.outbox import OutboxRelay, StoredEvent, outbox_table
 
 
 class DyingBus(RabbitBus):
@@ -26,6 +26,12 @@ class DyingBus(RabbitBus):
     ) -> None:
         await super().publish(envelope, headers=headers)
         os.kill(os.getpid(), signal.SIGKILL)
+
+    async def publish_stored(self, events: Sequence[StoredEvent]) -> list[str | None]:
+        errors = await super().publish_stored(events)
+        if not any(errors):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return errors
 
 
 async def main(database_url: str, schema: str, amqp_url: str, prefix: str) -> None:

@@ -21,9 +21,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import aio_pika
 import aiormq
@@ -34,6 +34,7 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
+from opentelemetry.trace import Span, Status, StatusCode
 from pamqp.commands import Basic
 from pamqp.common import FieldTable
 
@@ -65,7 +66,10 @@ from novitrac_kit.bus.failure import ROUTING_KEY_HEADER, failure_reason
 from novitrac_kit.bus.live import DEFAULT_LIVE_BUFFER, LiveInbox
 from novitrac_kit.bus.metrics import LIVE_SIGNALS_DROPPED
 from novitrac_kit.bus.rabbitmq_consumer import RabbitConsumer
-from novitrac_kit.bus.tracing import publish_span
+from novitrac_kit.bus.tracing import publish_span, start_publish_span
+
+if TYPE_CHECKING:
+    from novitrac_kit.outbox import StoredEvent
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +207,83 @@ class RabbitBus(EventBus):
             await self.publish_confirmed(
                 self.exchange, envelope.type, envelope.to_json(), properties
             )
+
+    async def publish_stored(self, events: Sequence[StoredEvent]) -> list[str | None]:
+        """Publish outbox events as persistent domain events, all at once, with confirmation.
+
+        The bodies go out as stored. Every event has its own ``<type> publish`` span, and the
+        broker's confirmations are awaited together, bounded by ``publish_timeout`` in all.
+
+        Returns:
+            Per event, None once the broker confirmed it, or why it did not.
+        """
+        publisher = self._publisher
+        if publisher is None:
+            return ["the bus is closed"] * len(events)
+        exchange = self._exchange_name
+        timestamp = datetime.now(UTC)
+        spans: list[Span] = []
+        sends: list[Coroutine[object, object, object]] = []
+        results: list[object] = []
+        try:
+            async with asyncio.timeout(self._publish_timeout):
+                channel = cast(aiormq.Channel, await publisher.get_underlay_channel())
+                for event in events:
+                    span, headers = start_publish_span(
+                        event_type=event.type,
+                        event_id=str(event.id),
+                        producer=event.producer,
+                        correlation_id=event.correlation_id,
+                        org_id=event.org_id,
+                        headers=event.headers,
+                        system=SYSTEM,
+                        destination=exchange,
+                    )
+                    spans.append(span)
+                    properties = Basic.Properties(
+                        content_type=JSON,
+                        delivery_mode=PERSISTENT,
+                        headers=cast(FieldTable, headers),
+                        correlation_id=event.correlation_id,
+                        message_id=str(event.id),
+                        timestamp=timestamp,
+                        message_type=event.type,
+                        app_id=event.producer,
+                    )
+                    sends.append(
+                        channel.basic_publish(
+                            event.body,
+                            exchange=exchange,
+                            routing_key=event.type,
+                            properties=properties,
+                            wait=False,
+                        )
+                    )
+                gathering = asyncio.gather(*sends, return_exceptions=True)
+                sends.clear()
+                results = await gathering
+        except Exception as error:
+            results = [error] * len(events)
+        except BaseException:
+            for span in spans:
+                span.end()
+            raise
+        finally:
+            for send in sends:
+                send.close()
+        reasons: list[str | None] = []
+        for n, (event, result) in enumerate(zip(events, results, strict=True)):
+            reason = None
+            if isinstance(result, BaseException):
+                reason = f"{event.type!r} on {exchange!r} not confirmed: {failure_reason(result)}"
+            elif not isinstance(result, Basic.Ack):
+                reason = f"{event.type!r} on {exchange!r} could not be routed"
+            if n < len(spans):
+                if reason is not None:
+                    spans[n].set_status(Status(StatusCode.ERROR, reason))
+                spans[n].end()
+            reasons.append(reason)
+        return reasons
 
     async def publish_confirmed(
         self,
