@@ -14,7 +14,9 @@ then measures, side by side in one run:
 Each route is measured twice: *closed loop* (``--connections`` clients sending back to back: the
 most the route can serve) and *open loop* (requests started on a fixed schedule at ``--rate`` per
 second whether or not earlier ones have finished, latency counted from the scheduled start, so a
-stall is not hidden by the clients waiting for it). The load comes from a small HTTP/1.1 client on
+stall is not hidden by the clients waiting for it). After each measurement it prints the CPU time
+per request of the gateway, of auth and of the PostgreSQL backends serving the benchmark's
+database (PostgreSQL on this machine). The load comes from a small HTTP/1.1 client on
 raw asyncio streams in this process, cheap enough (tens of microseconds a request) not to be what
 is measured. A benchmark, not a test: it prints numbers and judges them against the targets.
 """
@@ -337,7 +339,33 @@ async def drop_database(admin_url: str, database_url: str) -> None:
         await connection.close()
 
 
+def backend_cpu(database: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend serving ``database``, by process id.
+
+    Backends are found by the database name in their process title, so PostgreSQL must run on
+    this machine; a backend that exits during a measurement takes its CPU time with it, so when
+    connections come and go (the benchmark says how many came) the PostgreSQL figure is low.
+    """
+    marker = f" {database} ".encode()
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                if marker not in cmdline.read():
+                    continue
+            # Run time in ns from the scheduler: a backend runs in bursts much shorter than the
+            # clock tick that /proc/<pid>/stat counts in, and is often not charged for them.
+            with open(f"/proc/{entry}/schedstat") as schedstat:
+                found[int(entry)] = int(schedstat.read().split()[0]) / 1e9
+        except OSError:
+            continue
+    return found
+
+
 async def measure(args: argparse.Namespace, database_url: str) -> None:
+    database = urlsplit(database_url).path.lstrip("/")
     with platform(database_url, args.amqp_url, rate_limit=1e6) as running:
         gateway = f"http://{HOST}:{running.gateway_port}"
         await wait_ready(f"http://{HOST}:{running.auth_port}", running.auth)
@@ -354,6 +382,7 @@ async def measure(args: argparse.Namespace, database_url: str) -> None:
         for name, request in routes.items():
             for mode in ("closed", "open"):
                 cpu_before = {role: cpu_seconds(pid) for role, pid in running.pids.items()}
+                backends_before = backend_cpu(database)
                 if mode == "closed":
                     result = await closed_loop(
                         running.gateway_port, request, args.connections, args.duration
@@ -365,6 +394,12 @@ async def measure(args: argparse.Namespace, database_url: str) -> None:
                 cpu = {
                     role: cpu_seconds(pid) - cpu_before[role] for role, pid in running.pids.items()
                 }
+                backends_after = backend_cpu(database)
+                cpu["postgres"] = sum(
+                    seconds - backends_before.get(pid, 0.0)
+                    for pid, seconds in backends_after.items()
+                )
+                churn = len(backends_after.keys() - backends_before.keys())
                 results[(name, mode)] = result
                 label = (
                     f"{args.connections} connections, back to back"
@@ -376,7 +411,10 @@ async def measure(args: argparse.Namespace, database_url: str) -> None:
                     f"{role} {1e6 * seconds / max(1, len(result.latencies)):,.0f}"
                     for role, seconds in cpu.items()
                 )
-                print(f"  {'':<32} CPU per request (µs): {per_request}")
+                print(
+                    f"  {'':<32} CPU per request (µs): {per_request}"
+                    + (f" ({churn} connections opened, closed ones uncounted)" if churn else "")
+                )
 
     bare = results[("bare GET /healthz", "closed")].rate
     authenticated = results[("authenticated GET /v1/auth/me", "closed")]

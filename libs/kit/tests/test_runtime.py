@@ -21,6 +21,8 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import create_async_engine
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from novitrac_contracts.envelope import Envelope, Event
 from novitrac_kit import outbox
@@ -34,7 +36,7 @@ from novitrac_kit.handlers import EventHandlers, HandlerContext
 from novitrac_kit.inbox import inbox_table
 from novitrac_kit.runtime import ContextDep, IdentityDep, SessionDep, create_app
 from novitrac_kit.service import Database, Service
-from novitrac_kit.telemetry import configure_tracing, current_service
+from novitrac_kit.telemetry import SERVICE_ATTRIBUTE, configure_tracing, current_service
 from novitrac_kit.testing.tokens import JwksServer, TokenIssuer
 from novitrac_kit.testing.waiting import eventually
 
@@ -53,6 +55,26 @@ class NoteAdded(Event):
 
 class NoteIn(BaseModel):
     text: str
+
+
+@dataclass(frozen=True)
+class ShortcutRoute:
+    path: str = "/shortcut/{rest}"
+
+
+class Shortcut:
+    """A service's own middleware: answers ``/shortcut/...`` itself, before any route."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/shortcut/"):
+            await self.app(scope, receive, send)
+            return
+        scope["route"] = ShortcutRoute()
+        await send({"type": "http.response.start", "status": 202, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
 
 
 @dataclass
@@ -122,6 +144,7 @@ def notes_service(name: str) -> Service:
         port=0,
         database=Database(metadata=metadata, migrations=Path("."), outbox=events),
         routers=[router],
+        middleware=[Middleware(Shortcut)],
     )
 
 
@@ -300,6 +323,21 @@ async def test_routes_that_need_an_identity_verify_the_token(platform: Platform)
     assert forged.status_code == 401
     assert signed.status_code == 200
     assert signed.json() == {"org_id": str(org_id)}
+
+
+async def test_a_services_middleware_runs_inside_tracing_and_metrics(
+    platform: Platform, spans: InMemorySpanExporter, unique_name: str
+) -> None:
+    response = await platform.notes.get("/shortcut/anything")
+
+    assert response.status_code == 202
+    (server,) = [s for s in spans.get_finished_spans() if s.kind is trace.SpanKind.SERVER]
+    assert server.name == "GET /shortcut/{rest}"
+    assert server.attributes is not None
+    assert server.attributes["http.response.status_code"] == 202
+    assert server.attributes[SERVICE_ATTRIBUTE] == unique_name
+    metrics = (await platform.notes.get("/metrics")).text
+    assert f'route="/shortcut/{{rest}}",service="{unique_name}",status="202"' in metrics
 
 
 async def test_health_readiness_and_metrics(platform: Platform) -> None:

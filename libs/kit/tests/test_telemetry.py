@@ -22,7 +22,7 @@ from opentelemetry import baggage, context, trace
 from opentelemetry.propagate import inject
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
 from novitrac_kit.telemetry import (
     SERVICE_ATTRIBUTE,
@@ -342,6 +342,25 @@ class TestInstrumentApp:
             "test.started": "billing",
             "test.relay.tick": "billing",
         }
+
+    async def test_a_failing_request_is_an_error_span(self, spans: InMemorySpanExporter) -> None:
+        app = traced_app("alpha")
+
+        @app.get("/v1/broken")
+        async def broken() -> None:
+            raise RuntimeError("ledger out of balance")
+
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as http:
+            response = await http.get("/v1/broken")
+
+        assert response.status_code == 500
+        (server,) = server_spans(spans)
+        assert server.name == "GET /v1/broken"
+        assert server.status.status_code is StatusCode.ERROR
+        assert server.attributes is not None
+        assert server.attributes["http.response.status_code"] == 500
+        assert server.attributes["error.type"] == "RuntimeError"
 
     async def test_probes_are_not_traced(self, spans: InMemorySpanExporter) -> None:
         app = traced_app("alpha")

@@ -11,9 +11,11 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData, event, text
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -37,6 +39,9 @@ NAMING_CONVENTION = {
 PING_TIMEOUT = 2.0
 """Seconds :func:`ping` waits for an answer; readiness probes must not hang."""
 
+RECYCLE_SECONDS = 1800
+"""Seconds a pooled connection is used before it is replaced by a new one."""
+
 
 def service_metadata(schema: str) -> MetaData:
     """The ``MetaData`` of a service's own schema, with the shared naming convention.
@@ -48,24 +53,39 @@ def service_metadata(schema: str) -> MetaData:
 
 
 def create_engine(
-    url: str, *, application_name: str, pool_size: int = 10, echo: bool = False
+    url: str, *, application_name: str, pool_size: int = 20, echo: bool = False
 ) -> AsyncEngine:
     """An asyncpg engine for one process.
+
+    Connections are opened as needed up to ``pool_size`` and then kept: under a burst, work waits
+    for a connection rather than opening one that would be closed again on return. A connection
+    is not pinged when taken from the pool (three round trips each time); one the server has
+    closed (restart, terminated backend, idle timeout) is known to asyncpg as soon as its socket
+    closes and is replaced when taken, and every connection is replaced after
+    ``RECYCLE_SECONDS``. Readiness still runs a query (:func:`ping`).
 
     Args:
         url: ``postgresql://`` or ``postgresql+asyncpg://`` URL.
         application_name: shown in ``pg_stat_activity``; ``<service>.<process>`` by convention.
-        pool_size: connections kept open; as many again may be opened under load.
+        pool_size: connections kept open at most.
         echo: log every statement.
     """
-    return create_async_engine(
+    engine = create_async_engine(
         sqlalchemy_url(url),
         pool_size=pool_size,
-        max_overflow=pool_size,
-        pool_pre_ping=True,
+        max_overflow=0,
+        pool_recycle=RECYCLE_SECONDS,
         echo=echo,
         connect_args={"server_settings": {"application_name": application_name}},
     )
+    event.listen(engine.sync_engine, "checkout", _refuse_closed)
+    return engine
+
+
+def _refuse_closed(dbapi_connection: Any, connection_record: Any, connection_proxy: Any) -> None:
+    # Raised here, SQLAlchemy discards the connection and checks out another (or opens one).
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this connection")
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -83,6 +83,8 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
         self.service = service
+        # Each labelled series looked up once: a lookup costs about what a request's counting does.
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -101,15 +103,26 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
+            elapsed = time.perf_counter() - started
             method = scope["method"] if scope["method"] in _KNOWN_METHODS else "OTHER"
-            route = _route_template(scope, root_path)
-            HTTP_REQUESTS_TOTAL.labels(self.service, method, route, str(status)).inc()
-            HTTP_REQUEST_DURATION_SECONDS.labels(self.service, method, route).observe(
-                time.perf_counter() - started
-            )
+            key = (method, route_template(scope, root_path), status)
+            series = self._series.get(key)
+            if series is None:
+                series = self._series[key] = (
+                    HTTP_REQUESTS_TOTAL.labels(self.service, method, key[1], str(status)),
+                    HTTP_REQUEST_DURATION_SECONDS.labels(self.service, method, key[1]),
+                )
+            series[0].inc()
+            series[1].observe(elapsed)
 
 
-def _route_template(scope: Scope, root_path: str) -> str:
+def route_template(scope: Scope, root_path: str) -> str:
+    """The template of the route that served ``scope`` (mounts included), or ``<unmatched>``.
+
+    Args:
+        scope: the request's scope, after routing.
+        root_path: the scope's ``root_path`` before routing (mounts extend it).
+    """
     route = scope.get("route")
     path = getattr(route, "path_format", None) or getattr(route, "path", None)
     if not isinstance(path, str):

@@ -122,20 +122,27 @@ def create_app(
     for router in service.routers:
         app.include_router(router)
     install_error_handlers(app)
+    for middleware in reversed(service.middleware):
+        app.add_middleware(middleware.cls, *middleware.args, **middleware.kwargs)
     instrument_metrics(app, service=service.name)
     instrument_app(app, service=service.name)
     return app
 
 
-def get_context(request: Request) -> ServiceContext:
-    """The running service's context."""
+def _context(request: Request) -> ServiceContext:
     context: ServiceContext = request.app.state.context
     return context
 
 
+async def get_context(request: Request) -> ServiceContext:
+    """The running service's context."""
+    # A coroutine: FastAPI runs a plain function dependency on a worker thread.
+    return _context(request)
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """A session in a transaction that commits when the request handler returns."""
-    sessions = get_context(request).sessions
+    sessions = _context(request).sessions
     if sessions is None:
         raise RuntimeError("this service has no database")
     async with db.transaction(sessions) as session:
@@ -147,7 +154,7 @@ async def get_identity(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Identity:
     """The caller's verified identity (401 without a valid access token)."""
-    return await authenticate(get_context(request).verifier, credentials)
+    return await authenticate(_context(request).verifier, credentials)
 
 
 async def get_writer(identity: Annotated[Identity, Depends(get_identity)]) -> Identity:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import APIRouter
 from sqlalchemy import MetaData, Table
+from starlette.middleware import Middleware
 
 from novitrac_kit.bus import EventBus, RetryPolicy
 from novitrac_kit.config import ServiceSettings
@@ -92,6 +93,8 @@ class Service:
         port: the port it listens on by default (and in development mode).
         database: its schema, or None for a service that keeps nothing durable.
         routers: its HTTP routes.
+        middleware: ASGI middleware around its routes, the first outermost; all of it runs
+            inside the kit's request tracing and metrics.
         handlers: the domain events it consumes.
         retry: how its failing event handlers are retried.
         lifespan: extra start-up/shut-down work, given the running :class:`ServiceContext`.
@@ -105,6 +108,7 @@ class Service:
     port: int
     database: Database | None = None
     routers: Sequence[APIRouter] = ()
+    middleware: Sequence[Middleware] = ()
     handlers: EventHandlers = field(default_factory=EventHandlers)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     lifespan: Lifespan | None = None

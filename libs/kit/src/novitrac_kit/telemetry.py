@@ -25,16 +25,17 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
-from opentelemetry.propagate import set_global_textmap
+from opentelemetry.propagate import extract, set_global_textmap
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from novitrac_kit.metrics import UNMATCHED_ROUTE, route_template
 
 SERVICE_ATTRIBUTE = "novitrac.service"
 
@@ -52,9 +53,8 @@ _RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {
     "asctime",
     "color_message",  # uvicorn's ANSI-coloured copy of the message
 }
-# Probes, and the long-lived WebSockets (dashboards, media streams) whose one span per connection
-# would last for hours and whose per-message instrumentation costs more than the message.
-_UNTRACED_PATHS = "/healthz$,/readyz$,/metrics$,/v1/ws$,/media/"
+_UNTRACED_EXACT = frozenset({"/healthz", "/readyz", "/metrics"})
+_UNTRACED_PREFIXES = ("/media/",)
 
 
 def current_service() -> str:
@@ -221,44 +221,116 @@ def _traces_url(endpoint: str) -> str:
     return base if base.endswith("/v1/traces") else f"{base}/v1/traces"
 
 
-class _ServiceScopeMiddleware:
-    """Runs each request, WebSocket and the lifespan of one app under its service's scope."""
+class _RequestMiddleware:
+    """Runs each request, WebSocket and the lifespan of one app under its service's scope, and
+    records each HTTP request not excluded as a server span.
+
+    The span continues the caller's trace (W3C ``traceparent``, ``tracestate`` and ``baggage``
+    headers), is current while the app handles the request, is named ``METHOD /route/{template}``
+    once routing has matched, and carries the HTTP semantic conventions' required attributes.
+    """
 
     def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
         self.service = service
+        self.tracer = trace.get_tracer("novitrac_kit.telemetry")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        with service_scope(self.service):
-            await self.app(scope, receive, send)
+        token = _current_service.set(self.service)
+        try:
+            if scope["type"] == "http" and not _untraced(scope["path"]):
+                await self._traced(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
+        finally:
+            _current_service.reset(token)
+
+    async def _traced(self, scope: Scope, receive: Receive, send: Send) -> None:
+        carrier = {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in scope["headers"]
+            if name in _PROPAGATED_HEADERS
+        }
+        parent = extract(carrier) if carrier else None
+        method: str = scope["method"]
+        root_path = scope.get("root_path", "")
+        span = self.tracer.start_span(
+            method,
+            context=parent,
+            kind=trace.SpanKind.SERVER,
+            attributes=_request_attributes(scope, method),
+        )
+        recording = span.is_recording()
+        context_token = otel_context.attach(trace.set_span_in_context(span, parent))
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        except BaseException as error:
+            if recording:
+                span.record_exception(error)
+                span.set_attribute("error.type", type(error).__qualname__)
+            raise
+        finally:
+            otel_context.detach(context_token)
+            if recording:
+                route = route_template(scope, root_path)
+                if route == UNMATCHED_ROUTE:
+                    span.set_attribute("http.response.status_code", status)
+                else:
+                    span.update_name(f"{method} {route}")
+                    span.set_attributes({"http.route": route, "http.response.status_code": status})
+                if status >= 500:
+                    span.set_status(trace.StatusCode.ERROR)
+            span.end()
+
+
+_PROPAGATED_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
+
+
+def _untraced(path: str) -> bool:
+    return path in _UNTRACED_EXACT or path.startswith(_UNTRACED_PREFIXES)
+
+
+def _request_attributes(scope: Scope, method: str) -> dict[str, str]:
+    # The semantic conventions' required attributes and the caller's address: each attribute
+    # costs a few microseconds of the SDK's checks, on every request.
+    attributes = {
+        "http.request.method": method,
+        "url.scheme": scope.get("scheme", "http"),
+        "url.path": scope["path"],
+    }
+    client = scope.get("client")
+    if client:
+        attributes["client.address"] = client[0]
+    return attributes
 
 
 def instrument_app(app: FastAPI, *, service: str) -> None:
     """Trace ``app``'s requests as server spans attributed to ``service``; idempotent.
 
     Incoming ``traceparent`` headers are continued. ``/healthz``, ``/readyz``, ``/metrics`` and
-    the long-lived WebSockets (``/v1/ws``, ``/media/...``) are not traced. Call before the app
-    starts serving.
+    WebSockets (the dashboards' ``/v1/ws`` and the media streams, whose one span per connection
+    would last for hours) are not traced. Call before the app starts serving.
 
     Args:
         app: the service's application.
         service: the service's name, set as ``novitrac.service`` on its spans and as
             ``service`` on the log lines written while handling its requests.
     """
-    if getattr(app, "_is_instrumented_by_opentelemetry", False):
+    installed: list[object] = [middleware.cls for middleware in app.user_middleware]
+    if _RequestMiddleware in installed:
         return
-
-    def name_service(span: trace.Span, scope: dict[str, Any]) -> None:
-        if span.is_recording():
-            span.set_attribute(SERVICE_ATTRIBUTE, service)
-
-    app.add_middleware(_ServiceScopeMiddleware, service=service)
-    FastAPIInstrumentor.instrument_app(
-        app,
-        server_request_hook=name_service,
-        excluded_urls=_UNTRACED_PATHS,
-        exclude_spans=["receive", "send"],
-    )
+    # FastAPI's own request telemetry would record a second server span per request (and its
+    # per-request check of whether any of it is configured is not free either).
+    app._telemetry.update({"tracing": False, "metrics": False, "logs": False})
+    app.add_middleware(_RequestMiddleware, service=service)
 
 
 def instrument_httpx() -> None:

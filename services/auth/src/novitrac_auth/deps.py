@@ -1,4 +1,8 @@
-"""Request dependencies: settings, request details, the caller's identity and role."""
+"""Request dependencies: settings, request details, the caller's identity and role.
+
+Every dependency is a coroutine, even those that await nothing: FastAPI runs a plain function
+dependency on a worker thread, a hop that costs more than most of what these do.
+"""
 
 from __future__ import annotations
 
@@ -19,21 +23,25 @@ from novitrac_auth.errors import UserTokenRequired
 from novitrac_auth.signing import local_verifier
 from novitrac_kit import db
 from novitrac_kit.errors import DomainError, Forbidden, Unauthorized
-from novitrac_kit.runtime import ContextDep, SessionDep
+from novitrac_kit.runtime import ContextDep, ServiceContext, SessionDep
 from novitrac_kit.tokens import Identity, InvalidToken, JwksVerifier, KeysUnavailable, bearer
 
 _USER_AGENT_LIMIT = 512
 
 
-def get_settings(context: ContextDep) -> Settings:
-    """The auth service's settings."""
+def _settings(context: ServiceContext) -> Settings:
     settings = context.settings
     if not isinstance(settings, Settings):
         raise TypeError("the auth service runs with novitrac_auth.config.Settings")
     return settings
 
 
-def get_request_info(request: Request) -> RequestInfo:
+async def get_settings(context: ContextDep) -> Settings:
+    """The auth service's settings."""
+    return _settings(context)
+
+
+async def get_request_info(request: Request) -> RequestInfo:
     """Where the request came from (the gateway's ``X-Forwarded-For``, last entry, wins)."""
     forwarded = request.headers.get("x-forwarded-for")
     address = None
@@ -54,14 +62,20 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 RequestInfoDep = Annotated[RequestInfo, Depends(get_request_info)]
 
 
-def _verifier(request: Request, context: ContextDep) -> JwksVerifier:
+def verifier_of(request: Request) -> JwksVerifier:
+    """The verifier of auth's own tokens (created on first use, then kept by the app)."""
     verifier: JwksVerifier | None = getattr(request.app.state, "auth_verifier", None)
     if verifier is None:
+        context: ServiceContext = request.app.state.context
         if context.sessions is None:
             raise RuntimeError("the auth service needs its database")
-        verifier = local_verifier(context.sessions, get_settings(context))
+        verifier = local_verifier(context.sessions, _settings(context))
         request.app.state.auth_verifier = verifier
     return verifier
+
+
+async def _verifier(request: Request) -> JwksVerifier:
+    return verifier_of(request)
 
 
 async def verify_bearer(

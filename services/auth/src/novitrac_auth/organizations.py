@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, cast
 from uuid import UUID
 
+import asyncpg
 from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,10 +35,20 @@ async def organizations_of(session: AsyncSession, user_id: UUID) -> list[Organiz
     return [OrganizationOut(id=r.id, name=r.name, role=cast(Role, r.role)) for r in rows]
 
 
-async def me(session: AsyncSession, identity: Identity) -> Me:
+_ME = """
+SELECT u.id, u.email, u.name, u.verified_at, o.id AS org_id, o.name AS org_name, m.role
+FROM auth.users AS u
+LEFT JOIN auth.memberships AS m ON m.user_id = u.id
+LEFT JOIN auth.organizations AS o ON o.id = m.org_id
+WHERE u.id = $1
+ORDER BY m.created_at, o.id
+"""
+
+
+async def me(connection: asyncpg.Connection, identity: Identity) -> Me:
     """The caller, the organisation their token acts for, their role there, and all their orgs.
 
-    One query, since every dashboard page load asks it.
+    One statement on a connection outside any transaction, since every dashboard page load asks.
 
     Raises:
         UserTokenRequired: the token is an API key's.
@@ -46,37 +57,22 @@ async def me(session: AsyncSession, identity: Identity) -> Me:
     """
     if identity.user_id is None:
         raise UserTokenRequired("this route needs a user's token, not an API key's")
-    rows = (
-        await session.execute(
-            select(
-                users.c.id,
-                users.c.email,
-                users.c.name,
-                users.c.verified_at,
-                organizations.c.id.label("org_id"),
-                organizations.c.name.label("org_name"),
-                memberships.c.role,
-            )
-            .select_from(users)
-            .outerjoin(memberships, memberships.c.user_id == users.c.id)
-            .outerjoin(organizations, organizations.c.id == memberships.c.org_id)
-            .where(users.c.id == identity.user_id)
-            .order_by(memberships.c.created_at, organizations.c.id)
-        )
-    ).all()
+    rows = await connection.fetch(_ME, identity.user_id)
     if not rows:
         raise Unauthorized("authentication required")
     orgs = [
-        OrganizationOut(id=r.org_id, name=r.org_name, role=cast(Role, r.role))
+        OrganizationOut(id=r["org_id"], name=r["org_name"], role=r["role"])
         for r in rows
-        if r.org_id is not None
+        if r["org_id"] is not None
     ]
     current = next((org for org in orgs if org.id == identity.org_id), None)
     if current is None:
         raise Forbidden("you are no longer a member of this organisation")
     user = rows[0]
     return Me(
-        user=UserOut(id=user.id, email=user.email, name=user.name, verified_at=user.verified_at),
+        user=UserOut(
+            id=user["id"], email=user["email"], name=user["name"], verified_at=user["verified_at"]
+        ),
         organization=current,
         role=current.role,
         organizations=orgs,

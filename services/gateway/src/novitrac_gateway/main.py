@@ -1,16 +1,18 @@
 """The gateway service's definition, found by `novitrac` through its entry point."""
 
 from fastapi import APIRouter
+from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from novitrac_gateway import openapi
 from novitrac_gateway.config import Settings
 from novitrac_gateway.live.endpoint import router as live_router
-from novitrac_gateway.proxy import Proxy
+from novitrac_gateway.proxy import Proxy, ProxyFirst
 from novitrac_gateway.state import gateway_of, lifespan
 from novitrac_kit.service import DevelopmentSite, Service
 
-# Last: every path the gateway does not serve itself goes to the proxy.
+# Requests under a service's prefix reach the proxy through ProxyFirst, before any routing; this
+# last route takes the rest that are not the gateway's own, for the proxy's 404 and preflights.
 proxy_router = APIRouter(routes=[Route("/{path:path}", endpoint=Proxy(), include_in_schema=False)])
 
 # Where each service listens by default; development mode moves them all by its port offset.
@@ -38,6 +40,7 @@ service = Service(
         live_router,
         proxy_router,
     ],
+    middleware=[Middleware(ProxyFirst)],
     lifespan=lifespan,
     development_environment=development_environment,
 )

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 from opentelemetry.propagate import inject
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from novitrac_gateway import routing
 from novitrac_gateway.credentials import AuthUnavailable, Credential, Unauthenticated
@@ -59,6 +59,9 @@ _REPLACED_ON_REQUEST = frozenset(
 )
 _REPLACED_ON_RESPONSE = frozenset({b"x-request-id", b"server", b"date"})
 _DRAIN_FACTOR = 4
+# A response whose declared length is at most this is read whole and sent in one message;
+# longer ones, and those of unknown length, are streamed as they arrive.
+_WHOLE_RESPONSE_BYTES = 64 * 1024
 
 
 class BodyTooLarge(Exception):
@@ -67,6 +70,27 @@ class BodyTooLarge(Exception):
 
 class ClientGone(Exception):
     """The client disconnected before its request body was read."""
+
+
+class ProxyFirst:
+    """Middleware handing every request under a service's prefix straight to the proxy.
+
+    None of the gateway's own routes lies under a service's prefix, so those requests need no
+    routing; they are recorded (metrics, spans) under their prefix, a bounded set of names.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.proxy = Proxy()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            prefix = routing.prefix_for(scope["path"])
+            if prefix is not None:
+                scope["route"] = prefix
+                await self.proxy(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class Proxy:
@@ -204,6 +228,10 @@ async def _forward(
             if key.lower() not in HOP_BY_HOP and key.lower() not in _REPLACED_ON_RESPONSE
         ]
         add_missing(response_headers, common)
+        length = response.content_length
+        if length is not None and length <= _WHOLE_RESPONSE_BYTES:
+            await _send_whole(send, service, response, response_headers, common)
+            return
         await send(
             {
                 "type": "http.response.start",
@@ -224,6 +252,23 @@ async def _forward(
     finally:
         # Back to the pool once read to the end; closed otherwise.
         response.release()
+
+
+async def _send_whole(
+    send: Send,
+    service: str,
+    response: aiohttp.ClientResponse,
+    headers: Headers,
+    common: Headers,
+) -> None:
+    """Read a short response to its end, then send it; a read that fails is the service's."""
+    try:
+        body = await response.read()
+    except (aiohttp.ClientError, TimeoutError) as error:
+        await _upstream_failed(send, service, _failure_kind(error), error, common)
+        return
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _failure_kind(error: BaseException) -> str:

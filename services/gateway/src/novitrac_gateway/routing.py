@@ -65,14 +65,20 @@ WEBHOOKS = "/webhooks/"
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-def service_for(path: str) -> str | None:
-    """The service that serves ``path``, or None when no service does (or the path is unsafe)."""
+def prefix_for(path: str) -> Prefix | None:
+    """The prefix ``path`` lies under, or None when no service serves it (or it is unsafe)."""
     if not is_clean(path):
         return None
     for prefix in PREFIXES:
         if prefix.matches(path):
-            return prefix.service
+            return prefix
     return None
+
+
+def service_for(path: str) -> str | None:
+    """The service that serves ``path``, or None when no service does (or the path is unsafe)."""
+    prefix = prefix_for(path)
+    return None if prefix is None else prefix.service
 
 
 def is_public(method: str, path: str) -> bool:

@@ -60,7 +60,7 @@ class Settings(ServiceSettings):
     reconcile_interval: float = Field(10.0, gt=0)
     provider_timeout: float = Field(10.0, gt=0)
     start_timeout: float = Field(10.0, gt=0)
-    bridge_pool_size: int = Field(10, ge=1, le=100)
+    bridge_pool_size: int = Field(20, ge=1, le=100)
 
     def api_keys(self) -> list[str]:
         """The configured ElevenLabs keys, in order, blanks dropped."""
