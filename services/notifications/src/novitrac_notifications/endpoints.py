@@ -72,7 +72,7 @@ async def get_manager(identity: IdentityDep) -> UUID:
     return identity.org_id
 
 
-def get_cursor(
+async def get_cursor(
     cursor: Annotated[
         str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
     ] = None,

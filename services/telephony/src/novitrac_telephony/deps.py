@@ -42,7 +42,7 @@ def registered(context: ServiceContext, telephony: Telephony) -> Iterator[None]:
         _running.pop(id(context), None)
 
 
-def get_telephony(context: Annotated[ServiceContext, Depends(get_context)]) -> Telephony:
+async def get_telephony(context: Annotated[ServiceContext, Depends(get_context)]) -> Telephony:
     """The running service's parts."""
     return _running[id(context)]
 

@@ -64,7 +64,7 @@ def of_context(context: ServiceContext) -> VoiceRuntime:
     return _RUNTIMES[id(context)]
 
 
-def get_runtime(request: Request) -> VoiceRuntime:
+async def get_runtime(request: Request) -> VoiceRuntime:
     """The runtime of the app serving ``request``."""
     return of_context(request.app.state.context)
 
