@@ -333,6 +333,29 @@ class TestAdd:
         in_order = sorted(table.values(), key=lambda row: row.created_at)
         assert [row.id for row in in_order] == [envelope.id for envelope in envelopes]
 
+    async def test_added_all_at_once_they_keep_their_order_and_roll_back_together(
+        self, sessions: async_sessionmaker[AsyncSession], schema: Schema
+    ) -> None:
+        first, together = thing(0), [thing(n) for n in range(1, 6)]
+
+        async def add_all_then_fail() -> None:
+            async with db.transaction(sessions) as session:
+                await outbox.add(session, schema.outbox, first)
+                await outbox.add_all(session, schema.outbox, [thing(n) for n in range(5)])
+                raise RuntimeError("change refused")
+
+        with pytest.raises(RuntimeError, match="change refused"):
+            await add_all_then_fail()
+        assert await rows(sessions, schema) == {}
+
+        async with db.transaction(sessions) as session:
+            await outbox.add_all(session, schema.outbox, [first, *together])
+
+        table = await rows(sessions, schema)
+        in_order = sorted(table.values(), key=lambda row: row.created_at)
+        assert [row.id for row in in_order] == [e.id for e in [first, *together]]
+        assert [Envelope.model_validate(row.envelope) for row in in_order] == [first, *together]
+
     async def test_one_added_in_a_savepoint_rolled_back_is_not_written(
         self, sessions: async_sessionmaker[AsyncSession], schema: Schema
     ) -> None:

@@ -144,6 +144,30 @@ async def add(session: AsyncSession, table: Table, envelope: Envelope) -> None:
     )
 
 
+async def add_all(session: AsyncSession, table: Table, envelopes: Sequence[Envelope]) -> None:
+    """Write several events at once, in order, as :func:`add` writes one (one round trip)."""
+    if len(envelopes) <= 1:
+        for envelope in envelopes:
+            await add(session, table, envelope)
+        return
+    headers: dict[str, str] = {}
+    propagate.inject(headers)
+    connection = await _driver_connection(session)
+    if not connection.is_in_transaction():
+        await add(session, table, envelopes[0])
+        await add_all(session, table, envelopes[1:])
+        return
+    statements = _statements(table)
+    await connection.execute(
+        statements.add_all,
+        [envelope.id for envelope in envelopes],
+        [envelope.type for envelope in envelopes],
+        [envelope.model_dump_json() for envelope in envelopes],
+        json.dumps(headers),
+        statements.channel,
+    )
+
+
 async def _driver_connection(session: AsyncSession) -> asyncpg.Connection:
     # Remembered for the session's innermost transaction: looking it up costs two greenlet
     # switches, more than the rest of add() but the insert's round trip. A savepoint's own
@@ -483,6 +507,7 @@ class _Statements:
     """An outbox table's hot statements, as SQL for the driver connection."""
 
     add: str
+    add_all: str
     channel: str
     claim: str
     mark_published: str
@@ -502,6 +527,14 @@ def _statements(table: Table) -> _Statements:
             f"WITH written AS (INSERT INTO {name} (id, type, envelope, headers)"
             " VALUES ($1, $2, $3::jsonb, $4::jsonb) RETURNING id)"
             " SELECT pg_notify($5, '') FROM written"
+        ),
+        # In the arrays' order, which clock_timestamp() in created_at keeps.
+        add_all=(
+            f"WITH written AS (INSERT INTO {name} (id, type, envelope, headers)"
+            " SELECT id, type, envelope::jsonb, $4::jsonb"
+            " FROM unnest($1::uuid[], $2::text[], $3::text[]) WITH ORDINALITY"
+            " AS event (id, type, envelope, position) ORDER BY position RETURNING id)"
+            " SELECT pg_notify($5, '') FROM written LIMIT 1"
         ),
         channel=outbox_channel(table),
         claim=(
@@ -529,6 +562,7 @@ __all__ = [
     "StoredEvent",
     "StoredEventPublisher",
     "add",
+    "add_all",
     "outbox_channel",
     "outbox_table",
 ]

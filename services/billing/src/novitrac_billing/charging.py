@@ -13,7 +13,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from novitrac_billing import ledger, plans
-from novitrac_billing.events import emit
+from novitrac_billing.events import emit, emit_all
 from novitrac_billing.ledger import COUNTER_ACCOUNTS, CUSTOMER, AccountState, EntryKind
 from novitrac_billing.rating import rate_call
 from novitrac_contracts.billing import CallCharged
@@ -110,20 +110,17 @@ async def charge_call(
     )
     if row is None or row["charged"] is None:
         return False
-    await emit(
-        session,
-        CallCharged(
-            call_id=event.call_id,
-            org_id=event.org_id,
-            amount=rated.amount,
-            currency=plan.currency,
-            billed_seconds=rated.billed_seconds,
-            rate_per_minute=rated.rate_per_minute,
-            plan_id=plan.id,
-        ),
-        correlation_id=correlation_id,
+    charged = CallCharged(
+        call_id=event.call_id,
+        org_id=event.org_id,
+        amount=rated.amount,
+        currency=plan.currency,
+        billed_seconds=rated.billed_seconds,
+        rate_per_minute=rated.rate_per_minute,
+        plan_id=plan.id,
     )
     if rated.amount == 0:
+        await emit(session, charged, correlation_id=correlation_id)
         return True
     if row["org_id"] is None:
         raise AccountNotOpen(f"no billing account for organisation {event.org_id} yet")
@@ -146,5 +143,10 @@ async def charge_call(
     )
     if (state.standing, state.suspension_reason) != standing:
         await ledger.save(session, state)
-    await ledger.emit_change(session, state, -rated.amount, events)
+    # The charge and the balance change it caused, in one round trip.
+    await emit_all(
+        session,
+        [charged, *ledger.change_events(state, -rated.amount, events)],
+        correlation_id=correlation_id,
+    )
     return True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from novitrac_billing.db import outbox
@@ -13,5 +15,14 @@ PRODUCER = "billing"
 
 async def emit(session: AsyncSession, event: Event, *, correlation_id: str | None = None) -> None:
     """Write ``event`` to the outbox; it is published once the transaction commits."""
-    envelope = Envelope.wrap(event, producer=PRODUCER, correlation_id=correlation_id)
-    await kit_outbox.add(session, outbox, envelope)
+    await emit_all(session, [event], correlation_id=correlation_id)
+
+
+async def emit_all(
+    session: AsyncSession, events: Sequence[Event], *, correlation_id: str | None = None
+) -> None:
+    """Write ``events`` to the outbox in this order, in one round trip."""
+    envelopes = [
+        Envelope.wrap(event, producer=PRODUCER, correlation_id=correlation_id) for event in events
+    ]
+    await kit_outbox.add_all(session, outbox, envelopes)

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from novitrac_billing import plans
 from novitrac_billing.db import accounts, ledger_entries
-from novitrac_billing.events import emit
+from novitrac_billing.events import emit_all
 from novitrac_contracts.billing import (
     AccountReinstated,
     AccountSuspended,
@@ -246,18 +246,19 @@ async def emit_change(
     session: AsyncSession, state: AccountState, delta: int, events: list[Event]
 ) -> None:
     """Write ``billing.balance.changed.v1`` and the events of :func:`settle_change`."""
-    await emit(
-        session,
-        BalanceChanged(
-            org_id=state.org_id,
-            balance=state.balance,
-            currency=state.currency,
-            delta=delta,
-            sequence=state.sequence,
-        ),
+    await emit_all(session, change_events(state, delta, events))
+
+
+def change_events(state: AccountState, delta: int, events: list[Event]) -> list[Event]:
+    """``billing.balance.changed.v1`` for the change, then the events of :func:`settle_change`."""
+    changed = BalanceChanged(
+        org_id=state.org_id,
+        balance=state.balance,
+        currency=state.currency,
+        delta=delta,
+        sequence=state.sequence,
     )
-    for event in events:
-        await emit(session, event)
+    return [changed, *events]
 
 
 async def _after_change(
