@@ -746,8 +746,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(f"  relay:    batches of up to {args.relay_batch}, publisher confirms, quorum queue")
     print(
-        f"  consumer: prefetch {args.prefetch}, one transaction per event (inbox claim and one"
-        " effect row), acked after commit"
+        f"  consumer: prefetch {args.prefetch}, the kit's batches (deliveries that arrive together"
+        " share a transaction: one inbox claim, one effect row each), acked after commit"
     )
     print(f"  process:  {tracing}; gc {'frozen after set-up' if setup.gc_freeze else 'as is'}")
     print(f"  objects:  database, schemas, exchanges and queues named {name}*")
