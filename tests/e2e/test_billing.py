@@ -310,6 +310,10 @@ async def test_an_organisation_pays_for_its_calls_is_stopped_at_zero_and_reinsta
         await customer.wait_for_balance(balance)
         receipt = await platform.email_to(OWNER, containing="credit pack purchase")
         assert "$20.00" in (receipt.text or "")
+        receipts = (await customer.http.get("/v1/billing/receipts")).json()["items"]
+        assert [(r["kind"], r["reference"], r["amount"]) for r in receipts] == [
+            ("credit_pack", checkout["id"], 2000)
+        ]
         await pushed(feed, notice("billing.payment.succeeded"))
 
         # Real calls, charged per the plan: two seconds are billed as the plan's minute.

@@ -7,11 +7,11 @@ import time
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime
 
-from novitrac_billing import service, signatures, stripe_events, usage
+from novitrac_billing import invoices, service, signatures, stripe_events, usage
 from novitrac_billing.deps import GatewayDep, SettingsDep
 from novitrac_billing.schemas import (
     AccountOut,
@@ -20,8 +20,11 @@ from novitrac_billing.schemas import (
     Catalogue,
     CheckoutOut,
     CheckoutRequest,
+    InvoiceOut,
+    InvoicePage,
     LedgerPage,
     PlanChange,
+    ReceiptList,
     UsageOut,
     WebhookAck,
 )
@@ -50,6 +53,8 @@ _NO_ACCOUNT: dict[int | str, dict[str, Any]] = {
     404: _error("The organisation has no billing account yet.")
 }
 _STRIPE: dict[int | str, dict[str, Any]] = {502: _error("Stripe refused the request.")}
+
+INVOICE_ID = r"^in_[A-Za-z0-9]+$"
 
 
 class BadRequest(DomainError):
@@ -103,6 +108,46 @@ async def list_ledger(
 ) -> LedgerPage:
     """The organisation's ledger entries, newest first."""
     return await service.ledger_page(session, identity.org_id, limit=limit, after=after)
+
+
+@router.get("/invoices", response_model=InvoicePage, responses={**_TOKEN, **_STRIPE})
+async def list_invoices(
+    identity: IdentityDep,
+    session: SessionDep,
+    gateway: GatewayDep,
+    cursor: Annotated[
+        str | None,
+        Query(
+            pattern=INVOICE_ID, max_length=255, description="`next_cursor` of the previous page."
+        ),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100, description="Invoices per page.")] = 20,
+) -> InvoicePage:
+    """The organisation's Stripe invoices, newest first (none before its first purchase)."""
+    return await invoices.invoice_page(session, gateway, identity.org_id, limit=limit, after=cursor)
+
+
+@router.get(
+    "/invoices/{invoice_id}",
+    response_model=InvoiceOut,
+    responses={**_TOKEN, **_STRIPE, 404: _error("No such invoice of this organisation.")},
+)
+async def get_invoice(
+    invoice_id: Annotated[str, Path(pattern=INVOICE_ID, max_length=255)],
+    identity: IdentityDep,
+    session: SessionDep,
+    gateway: GatewayDep,
+) -> InvoiceOut:
+    """One of the organisation's invoices."""
+    return await invoices.one_invoice(session, gateway, identity.org_id, invoice_id)
+
+
+@router.get("/receipts", response_model=ReceiptList, responses={**_TOKEN, **_STRIPE})
+async def list_receipts(
+    identity: IdentityDep, session: SessionDep, gateway: GatewayDep
+) -> ReceiptList:
+    """Everything the organisation has paid (credit packs and subscription invoices)."""
+    return await invoices.receipts(session, gateway, identity.org_id)
 
 
 @router.get("/usage", response_model=UsageOut, responses=_TOKEN)

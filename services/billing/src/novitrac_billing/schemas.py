@@ -104,6 +104,49 @@ class LedgerPage(BaseModel):
     next_cursor: str | None
 
 
+class InvoiceOut(BaseModel):
+    """A Stripe invoice of the organisation's subscription; amounts in the smallest unit."""
+
+    id: str
+    number: str | None
+    status: str | None = Field(description="draft, open, paid, uncollectible or void.")
+    currency: str
+    amount_due: int
+    amount_paid: int
+    amount_remaining: int
+    period_start: datetime | None
+    period_end: datetime | None
+    created_at: datetime
+    paid_at: datetime | None
+    hosted_invoice_url: str | None = Field(description="Stripe's page for the invoice.")
+    invoice_pdf: str | None
+
+
+class InvoicePage(BaseModel):
+    """Invoices, newest first, and the cursor of the next page (None at the end)."""
+
+    items: list[InvoiceOut]
+    next_cursor: str | None
+
+
+class ReceiptOut(BaseModel):
+    """One payment the organisation made: a credit pack or a paid subscription invoice."""
+
+    kind: Literal["credit_pack", "invoice"]
+    reference: str = Field(description="The checkout session id or the invoice id.")
+    description: str
+    amount: int = Field(description="Paid, in the smallest unit.")
+    currency: str
+    paid_at: datetime
+    receipt_url: str | None = Field(description="Stripe's page for the payment, when it has one.")
+
+
+class ReceiptList(BaseModel):
+    """Payments, newest first."""
+
+    items: list[ReceiptOut]
+
+
 class SubscriptionCheckout(BaseModel):
     """Subscribe to a plan."""
 

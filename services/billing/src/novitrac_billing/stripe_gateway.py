@@ -64,6 +64,26 @@ class LineItem:
     recurring: bool
 
 
+@dataclass(frozen=True)
+class Invoice:
+    """A Stripe invoice as the billing API shows it (amounts in the smallest unit)."""
+
+    id: str
+    customer: str | None
+    number: str | None
+    status: str | None
+    currency: str
+    amount_due: int
+    amount_paid: int
+    amount_remaining: int
+    period_start: datetime | None
+    period_end: datetime | None
+    created: datetime
+    paid_at: datetime | None
+    hosted_invoice_url: str | None
+    invoice_pdf: str | None
+
+
 class StripeGateway:
     """Stripe through the official SDK, aimed at ``api_base`` (the sandbox in development)."""
 
@@ -128,6 +148,31 @@ class StripeGateway:
         invoice = await _call(self._client.v1.invoices.retrieve_async(invoice_id))
         return str(invoice.status)
 
+    async def invoices(
+        self, customer: str, *, limit: int, starting_after: str | None = None, paid: bool = False
+    ) -> tuple[list[Invoice], bool]:
+        """The customer's invoices, newest first, and whether Stripe has more after them."""
+        params: dict[str, Any] = {"customer": customer, "limit": limit}
+        if starting_after is not None:
+            params["starting_after"] = starting_after
+        if paid:
+            params["status"] = "paid"
+        page = await _call(self._client.v1.invoices.list_async(cast(Any, params)))
+        data = page.to_dict()
+        return [_invoice(item) for item in data.get("data", [])], bool(data.get("has_more"))
+
+    async def invoice(self, invoice_id: str) -> Invoice | None:
+        """One invoice; None when Stripe knows no invoice by that id."""
+        try:
+            found = await self._client.v1.invoices.retrieve_async(invoice_id)
+        except stripe.InvalidRequestError as error:
+            if error.http_status == 404:
+                return None
+            raise PaymentProviderRefused(str(error.user_message or error)) from error
+        except stripe.StripeError as error:
+            raise PaymentProviderUnavailable(str(error.user_message or error)) from error
+        return _invoice(found.to_dict())
+
     async def change_price(
         self, subscription: SubscriptionState, item: LineItem, metadata: dict[str, str]
     ) -> SubscriptionState:
@@ -187,6 +232,30 @@ class StripeGateway:
                 raise PaymentProviderRefused(str(error.user_message or error)) from error
         except stripe.StripeError as error:
             raise PaymentProviderUnavailable(str(error.user_message or error)) from error
+
+
+def _moment(value: Any) -> datetime | None:
+    return datetime.fromtimestamp(int(value), UTC) if value else None
+
+
+def _invoice(data: dict[str, Any]) -> Invoice:
+    transitions = data.get("status_transitions") or {}
+    return Invoice(
+        id=str(data["id"]),
+        customer=data.get("customer"),
+        number=data.get("number"),
+        status=data.get("status"),
+        currency=str(data.get("currency") or ""),
+        amount_due=int(data.get("amount_due") or 0),
+        amount_paid=int(data.get("amount_paid") or 0),
+        amount_remaining=int(data.get("amount_remaining") or 0),
+        period_start=_moment(data.get("period_start")),
+        period_end=_moment(data.get("period_end")),
+        created=_moment(data.get("created")) or datetime.now(UTC),
+        paid_at=_moment(transitions.get("paid_at")),
+        hosted_invoice_url=data.get("hosted_invoice_url"),
+        invoice_pdf=data.get("invoice_pdf"),
+    )
 
 
 async def _call(awaitable: Any) -> Any:
