@@ -112,7 +112,7 @@ async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
 
     Statements run on it belong to the session's transaction (they commit or roll back with it)
     and skip SQLAlchemy's per-statement work, which costs several times the round trip. Use
-    ``$1``-style parameters; json and jsonb values go in and come out as JSON text.
+    ``$1``-style parameters; json and jsonb values go in as JSON text and come out decoded.
     """
     connection = await session.connection()
     raw = await connection.get_raw_connection()

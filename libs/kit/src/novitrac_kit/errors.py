@@ -89,6 +89,29 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
+def error_response(description: str, *, retry_after: bool = False) -> dict[str, Any]:
+    """One entry of a route's ``responses=``: the error body, described (and ``Retry-After``)."""
+    entry: dict[str, Any] = {"model": ErrorBody, "description": description}
+    if retry_after:
+        entry["headers"] = {
+            "Retry-After": {
+                "description": "Seconds to wait before trying again.",
+                "schema": {"type": "integer"},
+            }
+        }
+    return entry
+
+
+def error_responses(
+    descriptions: Mapping[int, str], *statuses: int
+) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for these statuses, described from a service's own ``descriptions``."""
+    return {
+        status: error_response(descriptions[status], retry_after=status == 429)
+        for status in statuses
+    }
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Render :class:`DomainError` as ``{"error": {"code", "message"}}``; keep 422s renderable."""
     app.add_exception_handler(DomainError, _render_domain_error)

@@ -229,6 +229,9 @@ class _Batches:
         return batch
 
     async def _run(self, batch: list[_Pending]) -> None:
+        if len(batch) == 1:
+            await self._run_alone(batch[0])
+            return
         try:
             await self._in_one_transaction(batch)
         except asyncio.CancelledError:
@@ -236,9 +239,6 @@ class _Batches:
                 pending.outcome.cancel()
             raise
         except Exception as error:
-            if len(batch) == 1:
-                _settle(batch[0], error)
-                return
             logger.info(
                 "event.batch_failed",
                 extra={"queue": self._queue, "size": len(batch), "error": repr(error)},

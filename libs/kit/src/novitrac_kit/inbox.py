@@ -37,10 +37,7 @@ async def claim(session: AsyncSession, table: Table, *, source: str, message_id:
     Returns:
         True the first time (go on and handle it), False when it was already handled.
     """
-    result = await session.execute(
-        _claim_statement(table), {"claim_source": source, "claim_message_id": message_id}
-    )
-    return result.first() is not None
+    return message_id in await claim_many(session, table, source=source, message_ids=[message_id])
 
 
 async def claim_many(
@@ -61,6 +58,7 @@ async def claim_many(
 
 @functools.cache
 def _claim_many_statement(table: Table) -> ReturningInsert[tuple[str]]:
+    # Built once per table: building and caching it anew costs more than running it.
     ids = func.unnest(bindparam("claim_message_ids", type_=ARRAY(Text))).column_valued("message_id")
     return (
         insert(table)
@@ -68,17 +66,6 @@ def _claim_many_statement(table: Table) -> ReturningInsert[tuple[str]]:
             ["source", "message_id"],
             select(bindparam("claim_source", type_=Text), ids),
         )
-        .on_conflict_do_nothing()
-        .returning(table.c.message_id)
-    )
-
-
-@functools.cache
-def _claim_statement(table: Table) -> ReturningInsert[tuple[str]]:
-    # Built once per table: building and caching it anew costs more than running it.
-    return (
-        insert(table)
-        .values(source=bindparam("claim_source"), message_id=bindparam("claim_message_id"))
         .on_conflict_do_nothing()
         .returning(table.c.message_id)
     )

@@ -29,15 +29,11 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
-    Select,
     Table,
     Text,
     Uuid,
-    bindparam,
     delete,
     func,
-    insert,
-    select,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -117,47 +113,28 @@ async def add(session: AsyncSession, table: Table, envelope: Envelope) -> None:
     wrote the event to its consumers. The relays are notified when the transaction commits (and not
     at all if it rolls back).
     """
-    headers: dict[str, str] = {}
-    propagate.inject(headers)
-    connection = await _driver_connection(session)
-    if not connection.is_in_transaction():
-        # SQLAlchemy sends BEGIN with its own first statement: on the driver alone this insert
-        # would commit by itself.
-        await session.execute(
-            _add_statement(table),
-            {
-                "event_id": envelope.id,
-                "event_type": envelope.type,
-                "event_envelope": envelope.model_dump(mode="json"),
-                "event_headers": headers,
-            },
-        )
-        return
-    statements = _statements(table)
-    await connection.execute(
-        statements.add,
-        envelope.id,
-        envelope.type,
-        envelope.model_dump_json(),
-        json.dumps(headers),
-        statements.channel,
-    )
+    await add_all(session, table, [envelope])
 
 
 async def add_all(session: AsyncSession, table: Table, envelopes: Sequence[Envelope]) -> None:
     """Write several events at once, in order, as :func:`add` writes one (one round trip)."""
-    if len(envelopes) <= 1:
-        for envelope in envelopes:
-            await add(session, table, envelope)
+    if not envelopes:
         return
     headers: dict[str, str] = {}
     propagate.inject(headers)
     connection = await _driver_connection(session)
-    if not connection.is_in_transaction():
-        await add(session, table, envelopes[0])
-        await add_all(session, table, envelopes[1:])
-        return
     statements = _statements(table)
+    if len(envelopes) == 1:
+        [envelope] = envelopes
+        await connection.execute(
+            statements.add,
+            envelope.id,
+            envelope.type,
+            envelope.model_dump_json(),
+            json.dumps(headers),
+            statements.channel,
+        )
+        return
     await connection.execute(
         statements.add_all,
         [envelope.id for envelope in envelopes],
@@ -187,22 +164,6 @@ def _innermost(session: AsyncSession) -> object:
 
 
 _DRIVER_CONNECTION = "novitrac_kit.outbox.driver_connection"
-
-
-@functools.cache
-def _add_statement(table: Table) -> Select[tuple[Any]]:
-    written = (
-        insert(table)
-        .values(
-            id=bindparam("event_id"),
-            type=bindparam("event_type"),
-            envelope=bindparam("event_envelope"),
-            headers=bindparam("event_headers"),
-        )
-        .returning(table.c.id)
-        .cte("written")
-    )
-    return select(func.pg_notify(outbox_channel(table), "")).select_from(written)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from novitrac_kit.errors import ErrorBody
+from novitrac_kit.errors import error_responses
 from novitrac_kit.tokens import Role
 
 MAX_EMAIL_LENGTH = 320
@@ -260,15 +260,4 @@ _DESCRIPTIONS = {
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The ``responses=`` entry documenting the error statuses a route can answer."""
-    documented: dict[int | str, dict[str, Any]] = {}
-    for status in statuses:
-        entry: dict[str, Any] = {"model": ErrorBody, "description": _DESCRIPTIONS[status]}
-        if status == 429:
-            entry["headers"] = {
-                "Retry-After": {
-                    "description": "Seconds to wait before trying again.",
-                    "schema": {"type": "integer"},
-                }
-            }
-        documented[status] = entry
-    return documented
+    return error_responses(_DESCRIPTIONS, *statuses)

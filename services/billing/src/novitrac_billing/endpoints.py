@@ -28,7 +28,7 @@ from novitrac_billing.schemas import (
     UsageOut,
     WebhookAck,
 )
-from novitrac_kit.errors import DomainError, ErrorBody, Forbidden, Unauthorized
+from novitrac_kit.errors import DomainError, Forbidden, Unauthorized, error_response
 from novitrac_kit.runtime import IdentityDep, SessionDep, WriterDep
 from novitrac_kit.tokens import Identity
 
@@ -37,22 +37,18 @@ webhooks = APIRouter(tags=["webhooks"])
 internal = APIRouter(prefix="/internal/billing", tags=["internal"])
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {"model": ErrorBody, "description": description}
-
-
 _TOKEN: dict[int | str, dict[str, Any]] = {
-    401: _error("Missing or invalid access token."),
-    503: _error("Token signing keys (or Stripe) are unavailable."),
+    401: error_response("Missing or invalid access token."),
+    503: error_response("Token signing keys (or Stripe) are unavailable."),
 }
 _MANAGER: dict[int | str, dict[str, Any]] = {
     **_TOKEN,
-    403: _error("Only owners and admins (with a user's token) may do this."),
+    403: error_response("Only owners and admins (with a user's token) may do this."),
 }
 _NO_ACCOUNT: dict[int | str, dict[str, Any]] = {
-    404: _error("The organisation has no billing account yet.")
+    404: error_response("The organisation has no billing account yet.")
 }
-_STRIPE: dict[int | str, dict[str, Any]] = {502: _error("Stripe refused the request.")}
+_STRIPE: dict[int | str, dict[str, Any]] = {502: error_response("Stripe refused the request.")}
 
 INVOICE_ID = r"^in_[A-Za-z0-9]+$"
 
@@ -130,7 +126,7 @@ async def list_invoices(
 @router.get(
     "/invoices/{invoice_id}",
     response_model=InvoiceOut,
-    responses={**_TOKEN, **_STRIPE, 404: _error("No such invoice of this organisation.")},
+    responses={**_TOKEN, **_STRIPE, 404: error_response("No such invoice of this organisation.")},
 )
 async def get_invoice(
     invoice_id: Annotated[str, Path(pattern=INVOICE_ID, max_length=255)],
@@ -173,8 +169,8 @@ async def get_usage(
     responses={
         **_MANAGER,
         **_STRIPE,
-        404: _error("No such plan or credit pack, or no billing account yet."),
-        409: _error("Already subscribed, or the plan needs no checkout."),
+        404: error_response("No such plan or credit pack, or no billing account yet."),
+        409: error_response("Already subscribed, or the plan needs no checkout."),
     },
 )
 async def create_checkout(
@@ -194,8 +190,8 @@ async def create_checkout(
     responses={
         **_MANAGER,
         **_STRIPE,
-        404: _error("No such plan, or no billing account yet."),
-        409: _error("No subscription to change."),
+        404: error_response("No such plan, or no billing account yet."),
+        409: error_response("No subscription to change."),
     },
 )
 async def change_subscription(
@@ -211,8 +207,8 @@ async def change_subscription(
     responses={
         **_MANAGER,
         **_STRIPE,
-        404: _error("No billing account yet."),
-        409: _error("No subscription to cancel."),
+        404: error_response("No billing account yet."),
+        409: error_response("No subscription to cancel."),
     },
 )
 async def cancel_subscription(
@@ -226,10 +222,10 @@ async def cancel_subscription(
     "/webhooks/stripe",
     response_model=WebhookAck,
     responses={
-        400: _error("The signed body is not a Stripe event."),
-        401: _error("Missing, forged or expired Stripe-Signature."),
-        502: _error("Stripe refused a request made while applying the event."),
-        503: _error("Stripe could not be reached while applying the event; it will retry."),
+        400: error_response("The signed body is not a Stripe event."),
+        401: error_response("Missing, forged or expired Stripe-Signature."),
+        502: error_response("Stripe refused a request made while applying the event."),
+        503: error_response("Stripe could not be reached while applying the event; it will retry."),
     },
 )
 async def stripe_webhook(
@@ -260,8 +256,8 @@ async def stripe_webhook(
     "/adjustments",
     response_model=AdjustmentOut,
     responses={
-        404: _error("The organisation has no billing account."),
-        409: _error("The amount does not fit the kind."),
+        404: error_response("The organisation has no billing account."),
+        409: error_response("The amount does not fit the kind."),
     },
 )
 async def create_adjustment(body: AdjustmentIn, session: SessionDep) -> AdjustmentOut:

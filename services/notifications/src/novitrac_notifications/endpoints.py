@@ -10,7 +10,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query
 from fastapi.exceptions import RequestValidationError
 
-from novitrac_kit.errors import ErrorBody, Forbidden, NotFound
+from novitrac_kit.errors import Forbidden, NotFound, error_response
 from novitrac_kit.runtime import IdentityDep, SessionDep, WriterDep
 from novitrac_kit.tokens import Identity
 from novitrac_notifications import emails, feed, preferences
@@ -30,14 +30,12 @@ from novitrac_notifications.schemas import (
 router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
 
 _TOKEN_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody, "description": "Missing or invalid access token."},
-    503: {"model": ErrorBody, "description": "Token signing keys are unavailable."},
+    401: error_response("Missing or invalid access token."),
+    503: error_response("Token signing keys are unavailable."),
 }
-_FORBIDDEN: dict[int | str, dict[str, Any]] = {
-    403: {"model": ErrorBody, "description": "Not for this credential."}
-}
+_FORBIDDEN: dict[int | str, dict[str, Any]] = {403: error_response("Not for this credential.")}
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorBody, "description": "No such notification in the caller's feed."}
+    404: error_response("No such notification in the caller's feed.")
 }
 
 

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request, Response, WebSocket
 
-from novitrac_kit.errors import ErrorBody, Unauthorized
+from novitrac_kit.errors import Unauthorized, error_response
 from novitrac_kit.runtime import IdentityDep, SessionDep, WriterDep
 from novitrac_voice_ai import agents, conversations
 from novitrac_voice_ai.bridge import Bridge
@@ -30,13 +30,13 @@ logger = logging.getLogger(__name__)
 router = APIRouter()
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody, "description": "No valid access token."},
-    403: {"model": ErrorBody, "description": "The credential is read-only."},
-    404: {"model": ErrorBody, "description": "No such object in the caller's organisation."},
+    401: error_response("No valid access token."),
+    403: error_response("The credential is read-only."),
+    404: error_response("No such object in the caller's organisation."),
 }
 _LIST_ERRORS: dict[int | str, dict[str, Any]] = {
     401: _ERRORS[401],
-    400: {"model": ErrorBody, "description": "The cursor is not valid."},
+    400: error_response("The cursor is not valid."),
 }
 Limit = Annotated[int, Query(ge=1, le=100)]
 
@@ -89,7 +89,7 @@ async def get_agent(agent_id: UUID, identity: IdentityDep, session: SessionDep) 
     tags=["agents"],
     responses={
         **_ERRORS,
-        400: {"model": ErrorBody, "description": "A required field was set to null."},
+        400: error_response("A required field was set to null."),
     },
 )
 async def update_agent(
@@ -163,7 +163,7 @@ async def get_conversation(
     "/webhooks/elevenlabs",
     response_model=WebhookAck,
     tags=["webhooks"],
-    responses={401: {"model": ErrorBody, "description": "The signature does not verify."}},
+    responses={401: error_response("The signature does not verify.")},
 )
 async def elevenlabs_webhook(
     request: Request, session: SessionDep, runtime: RuntimeDep

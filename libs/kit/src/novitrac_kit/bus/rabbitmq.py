@@ -193,16 +193,13 @@ class RabbitBus(EventBus):
         if self._publisher is None:
             raise PublishFailed("the bus is closed")
         with publish_span(envelope, headers, system=SYSTEM, destination=self.exchange) as carrier:
-            amqp_headers: FieldTable = dict(carrier)
-            properties = Basic.Properties(
-                content_type=JSON,
-                delivery_mode=PERSISTENT,
-                headers=amqp_headers,
+            properties = _event_properties(
+                event_type=envelope.type,
+                event_id=str(envelope.id),
+                producer=envelope.producer,
                 correlation_id=envelope.correlation_id,
-                message_id=str(envelope.id),
+                headers=carrier,
                 timestamp=datetime.now(UTC),
-                message_type=envelope.type,
-                app_id=envelope.producer,
             )
             await self.publish_confirmed(
                 self.exchange, envelope.type, envelope.to_json(), properties
@@ -240,15 +237,13 @@ class RabbitBus(EventBus):
                         destination=exchange,
                     )
                     spans.append(span)
-                    properties = Basic.Properties(
-                        content_type=JSON,
-                        delivery_mode=PERSISTENT,
-                        headers=cast(FieldTable, headers),
+                    properties = _event_properties(
+                        event_type=event.type,
+                        event_id=str(event.id),
+                        producer=event.producer,
                         correlation_id=event.correlation_id,
-                        message_id=str(event.id),
+                        headers=headers,
                         timestamp=timestamp,
-                        message_type=event.type,
-                        app_id=event.producer,
                     )
                     sends.append(
                         channel.basic_publish(
@@ -475,4 +470,26 @@ def _dead_letter(message: AbstractIncomingMessage) -> DeadLetter:
         reason=headers.get(REASON_HEADER, "unknown"),
         attempts=int_header(raw.get(ATTEMPTS_HEADER), 0),
         headers=headers,
+    )
+
+
+def _event_properties(
+    *,
+    event_type: str,
+    event_id: str,
+    producer: str,
+    correlation_id: str | None,
+    headers: Mapping[str, str],
+    timestamp: datetime,
+) -> Basic.Properties:
+    """The AMQP properties of a domain event: persistent JSON, its id as the message id."""
+    return Basic.Properties(
+        content_type=JSON,
+        delivery_mode=PERSISTENT,
+        headers=cast(FieldTable, dict(headers)),
+        correlation_id=correlation_id,
+        message_id=event_id,
+        timestamp=timestamp,
+        message_type=event_type,
+        app_id=producer,
     )

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from novitrac_kit.errors import ErrorBody
+from novitrac_kit.errors import error_responses
 
 _DESCRIPTIONS = {
     401: "No valid access token.",
@@ -18,18 +18,7 @@ _DESCRIPTIONS = {
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """``responses=`` for routes that may answer with these statuses."""
-    documented: dict[int | str, dict[str, Any]] = {}
-    for status in statuses:
-        entry: dict[str, Any] = {"model": ErrorBody, "description": _DESCRIPTIONS[status]}
-        if status == 429:
-            entry["headers"] = {
-                "Retry-After": {
-                    "description": "Seconds to wait before trying again.",
-                    "schema": {"type": "integer"},
-                }
-            }
-        documented[status] = entry
-    return documented
+    return error_responses(_DESCRIPTIONS, *statuses)
 
 
 AUTHENTICATED = (401, 503)
