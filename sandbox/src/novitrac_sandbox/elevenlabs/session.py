@@ -291,28 +291,34 @@ class ConversationSession:
     async def _receive(self, pending: dict[str, Any] | None) -> None:
         if pending is not None:
             await self._handle(pending)
-        while True:
-            try:
-                frame = await asyncio.wait_for(self._ws.receive(), self._timings.idle_timeout)
-            except TimeoutError:
-                self.finish(
-                    Closing(1002, "No user input received", "transport_receive_timeout"),
-                    "No user input received",
-                )
-                return
-            if frame["type"] == "websocket.disconnect":
-                self._client_closed = True
-                code = frame.get("code", 1000)
-                self.finish(Closing(code, "client closed"), f"Client disconnected: {code}")
-                return
-            try:
-                if frame.get("text") is None:
-                    raise ProtocolError("Binary frames are not accepted; send JSON text")
-                await self._handle(parse_message(frame["text"]))
-            except ProtocolError as error:
-                logger.warning("conversation %s: %s", self._conversation.conversation_id, error)
-                self.finish(Closing(1008, str(error), error.error_type), f"Error: {error}")
-                return
+        loop = asyncio.get_running_loop()
+        idle = self._timings.idle_timeout
+        try:
+            # One deadline moved on by each frame, rather than a timed task per frame.
+            async with asyncio.timeout(idle) as deadline:
+                while True:
+                    frame = await self._ws.receive()
+                    deadline.reschedule(loop.time() + idle)
+                    if frame["type"] == "websocket.disconnect":
+                        self._client_closed = True
+                        code = frame.get("code", 1000)
+                        self.finish(Closing(code, "client closed"), f"Client disconnected: {code}")
+                        return
+                    try:
+                        if frame.get("text") is None:
+                            raise ProtocolError("Binary frames are not accepted; send JSON text")
+                        await self._handle(parse_message(frame["text"]))
+                    except ProtocolError as error:
+                        logger.warning(
+                            "conversation %s: %s", self._conversation.conversation_id, error
+                        )
+                        self.finish(Closing(1008, str(error), error.error_type), f"Error: {error}")
+                        return
+        except TimeoutError:
+            self.finish(
+                Closing(1002, "No user input received", "transport_receive_timeout"),
+                "No user input received",
+            )
 
     async def _handle(self, message: dict[str, Any]) -> None:
         kind = message.get("type")

@@ -42,6 +42,14 @@ _MEDIA_MESSAGE = (
     '{"track": "inbound", "chunk": "%d", "timestamp": "%d", "payload": "%s"}}'
 )
 
+_MARK_MESSAGE = '{"event": "mark", "sequenceNumber": "%d", "streamSid": "%s", "mark": {"name": %s}}'
+
+
+def _write(socket: ClientConnection, message: str) -> None:
+    """Send ``message`` now, in one transport write, without a coroutine."""
+    socket.protocol.send_text(message.encode())
+    socket.transport.write(b"".join(socket.protocol.data_to_send()))
+
 
 def _field(message: dict[str, Any], section: str, name: str) -> Any:
     body = message.get(section)
@@ -258,9 +266,7 @@ class MediaStream:
             frame * 20,
             payload,
         )
-        socket.protocol.send_text(message.encode())
-        for data in socket.protocol.data_to_send():
-            socket.transport.write(data)
+        _write(socket, message)
 
     async def tick(self, due: float) -> None:
         """Send the next frame (and any digits due), play 20 ms of queued audio.
@@ -317,7 +323,16 @@ class MediaStream:
 
     async def _echo(self, mark: MarkLog) -> None:
         mark.echoed_ms = self._elapsed_ms()
-        await self._send_event("mark", {"name": mark.name})
+        socket = self._socket
+        assert socket is not None
+        if socket.protocol.state is not State.OPEN:
+            raise ConnectionClosed(None, None)
+        # As frequent as the agent's chunks: written directly, like media (see _send_media).
+        self._sequence += 1
+        _write(
+            socket,
+            _MARK_MESSAGE % (self._sequence, self.log.stream_sid, json.dumps(mark.name)),
+        )
 
     async def _read(self) -> None:
         assert self._socket is not None

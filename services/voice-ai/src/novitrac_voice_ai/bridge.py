@@ -29,6 +29,7 @@ import uuid
 from collections.abc import Coroutine
 from typing import Any
 
+import orjson
 from sqlalchemy import Row
 from starlette.websockets import WebSocket, WebSocketState
 from websockets.asyncio.client import ClientConnection, connect
@@ -37,6 +38,7 @@ from websockets.exceptions import ConnectionClosed
 from novitrac_contracts.envelope import Envelope
 from novitrac_contracts.voice import Speaker
 from novitrac_voice_ai.agents import AUDIO_FORMAT, TRANSFER_TOOL
+from novitrac_voice_ai.clientframes import send_text_now
 from novitrac_voice_ai.conversations import (
     AgentUnavailable,
     close_conversation,
@@ -93,6 +95,7 @@ class Bridge:
         self._stream_sid = ""
         self._call_sid: str | None = None
         self._media_prefix = ""
+        self._mark_prefix = ""
         self._started_at = 0.0
         self._agent_connected_at: float | None = None
         self._interrupted_up_to = -1
@@ -144,9 +147,10 @@ class Bridge:
         params = params if isinstance(params, dict) else {}
         self._stream_sid = str(start.get("streamSid") or body.get("streamSid") or "")
         self._call_sid = body.get("callSid") if isinstance(body.get("callSid"), str) else None
-        self._media_prefix = (
-            '{"event":"media","streamSid":' + json.dumps(self._stream_sid) + ',"media":{"payload":'
-        )
+        sid = json.dumps(self._stream_sid)
+        self._media_prefix = '{"event":"media","streamSid":' + sid + ',"media":{"payload":'
+        self._mark_prefix = '{"event":"mark","streamSid":' + sid + ',"mark":{"name":"'
+
         try:
             grant = verify_stream_token(
                 params.get("token"),
@@ -252,8 +256,8 @@ class Bridge:
                 self._malformed("binary frame")
                 continue
             try:
-                frame = json.loads(raw)
-            except ValueError:
+                frame = orjson.loads(raw)
+            except orjson.JSONDecodeError:
                 self._malformed("not JSON")
                 continue
             if not isinstance(frame, dict):
@@ -306,17 +310,11 @@ class Bridge:
     def _to_agent(self, text: str) -> bool:
         """Send a frame to the agent at once (False when its socket is gone).
 
-        Written straight through the connection's protocol, as one transport write and without
-        a coroutine: this is the path of every caller frame.
+        One transport write and no coroutine (:mod:`~novitrac_voice_ai.clientframes`): this is
+        the path of every caller frame.
         """
-        agent = self._agent
-        assert agent is not None
-        try:
-            agent.protocol.send_text(text.encode())
-        except Exception:
-            return False
-        agent.transport.write(b"".join(agent.protocol.data_to_send()))
-        return True
+        assert self._agent is not None
+        return send_text_now(self._agent, text)
 
     def _malformed(self, what: str) -> None:
         self._metrics.malformed_frames += 1
@@ -333,9 +331,9 @@ class Bridge:
         try:
             async for raw in agent:
                 try:
-                    message = json.loads(raw)
+                    message = orjson.loads(raw)
                     kind = message.get("type")
-                except (ValueError, AttributeError):
+                except (orjson.JSONDecodeError, AttributeError):
                     logger.warning("voice.bridge.agent_frame_unreadable")
                     continue
                 if kind == "audio":
@@ -373,18 +371,12 @@ class Bridge:
                 metrics.turn_latency_ms.append(round((now - self._user_turn_at) * 1000, 1))
             self._user_turn_at = None
         self._mark_seq += 1
-        name = f"{event_id}.{self._mark_seq}"
+        name = f"{event_id if isinstance(event_id, int) else '-'}.{self._mark_seq}"
         self._pending_marks[name] = event_id if isinstance(event_id, int) else -1
         self._played.clear()
         self._last_agent_audio = now
-        await self._to_twilio(self._media_prefix + json.dumps(payload) + "}}")
-        await self._to_twilio(
-            '{"event":"mark","streamSid":'
-            + json.dumps(self._stream_sid)
-            + ',"mark":{"name":"'
-            + name
-            + '"}}'
-        )
+        await self._to_twilio(self._media_prefix + orjson.dumps(payload).decode() + "}}")
+        await self._to_twilio(self._mark_prefix + name + '"}}')
         metrics.frames_out += 1
 
     async def _interrupt(self, event: dict[str, Any]) -> None:
