@@ -366,6 +366,22 @@ def latencies(
     return steady, overall, sent, lost, cut
 
 
+def unreached(calls: list[dict[str, Any]]) -> str:
+    """Why calls never reached the agent, counted: how their stream ended and what it sent."""
+    reasons: dict[str, int] = defaultdict(int)
+    for call in calls:
+        stream = call["streams"][0] if call["streams"] else None
+        if stream is None:
+            reasons[f"no stream (call {call['status']})"] += 1
+        else:
+            sent = "sent frames" if stream["frames_sent"] else "sent no frame"
+            errors = ", ".join(str(error.get("code")) for error in stream["errors"])
+            reasons[
+                f"stream ended by {stream['ended_by']}, {sent}{', errors ' + errors if errors else ''}"
+            ] += 1
+    return "; ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()))
+
+
 def describe(label: str, values: list[float]) -> str:
     if not values:
         return f"  {label}: no frames"
@@ -497,6 +513,9 @@ def report(
         f"to the phone's hang-up with agent audio; all live together for "
         f"{window[1] - window[0]:.1f} s; still open at the agent: {limits['active']}"
     )
+    unbridged = [call for call in calls if not agent["heard"].get(call["sid"])]
+    if unbridged:
+        print(f"  calls that never reached the agent: {unreached(unbridged)}")
     print(
         f"  voice-ai CPU: {steady_cpu:.2f} cores in the steady state, "
         f"{cpu_total / elapsed:.2f} over the whole run ({cpu_total:.1f} s in {elapsed:.1f} s)"

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import platform
+import time
+
+SPEED_STEPS = 200_000
 
 
 def machine() -> str:
@@ -21,8 +24,26 @@ def machine() -> str:
         pass
     return (
         f"{os.cpu_count()} cores, {model}, {memory}, "
-        f"Python {platform.python_version()} ({platform.system()} {platform.release()})"
+        f"Python {platform.python_version()} ({platform.system()} {platform.release()}); "
+        f"{speed()}"
     )
+
+
+def speed() -> str:
+    """How fast this machine runs Python right now: ns per step of a fixed loop (best of five).
+
+    A shared host can lend a virtual machine's cores at very different speeds from one minute to
+    the next (seen: 60 to 170 ns per step on one machine, idle), which no CPU-time figure shows;
+    printed with every run so that runs on slow minutes can be told apart.
+    """
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        total = 0
+        for step in range(SPEED_STEPS):
+            total += step
+        best = min(best, time.perf_counter() - started)
+    return f"Python speed {best / SPEED_STEPS * 1e9:.0f} ns per loop step"
 
 
 def percentile(values: list[float], fraction: float) -> float:
