@@ -129,3 +129,71 @@ class TestConcurrentClaims:
             await claim_then_fail()
 
         assert await second[0] is True
+
+
+async def age_claims(engine: AsyncEngine, table: Table, days: int, *message_ids: str) -> None:
+    """Make the claims of ``message_ids`` look ``days`` old."""
+    async with engine.begin() as connection:
+        await connection.execute(
+            table.update()
+            .where(table.c.message_id.in_(message_ids))
+            .values(processed_at=func.now() - text(f"interval '{days} days'"))
+        )
+
+
+async def claimed_ids(sessions: async_sessionmaker[AsyncSession], table: Table) -> set[str]:
+    async with sessions() as session:
+        return set((await session.scalars(select(table.c.message_id))).all())
+
+
+class TestPurge:
+    async def test_old_claims_go_recent_ones_stay(
+        self, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], table: Table
+    ) -> None:
+        for message_id in ("old-1", "old-2", "recent"):
+            await claim_in_transaction(sessions, table, "billing", message_id)
+        await age_claims(engine, table, 31, "old-1", "old-2")
+
+        purged = await inbox.purge(engine, table, older_than=inbox.DEFAULT_RETENTION)
+
+        assert purged == 2
+        assert await claimed_ids(sessions, table) == {"recent"}
+
+    async def test_a_backlog_larger_than_a_batch_is_purged_whole(
+        self, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], table: Table
+    ) -> None:
+        old = [f"old-{number}" for number in range(7)]
+        async with db.transaction(sessions) as session:
+            await inbox.claim_many(session, table, source="billing", message_ids=[*old, "new"])
+        await age_claims(engine, table, 40, *old)
+
+        purged = await inbox.purge(engine, table, older_than=inbox.DEFAULT_RETENTION, batch=3)
+
+        assert purged == 7
+        assert await claimed_ids(sessions, table) == {"new"}
+
+    async def test_a_purged_message_is_handled_again(
+        self, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], table: Table
+    ) -> None:
+        await claim_in_transaction(sessions, table, "billing", "evt-1")
+        await age_claims(engine, table, 31, "evt-1")
+        await inbox.purge(engine, table, older_than=inbox.DEFAULT_RETENTION)
+
+        assert await claim_in_transaction(sessions, table, "billing", "evt-1") is True
+
+    async def test_the_purger_purges_in_the_background(
+        self, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], table: Table
+    ) -> None:
+        await claim_in_transaction(sessions, table, "billing", "old")
+        await age_claims(engine, table, 31, "old")
+        purger = inbox.InboxPurger(engine, table, interval=0.05)
+
+        await purger.start()
+        try:
+            async with asyncio.timeout(10):
+                while True:
+                    if not await claimed_ids(sessions, table):
+                        break
+                    await asyncio.sleep(0.05)
+        finally:
+            await purger.stop()

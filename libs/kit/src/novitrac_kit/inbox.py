@@ -4,17 +4,42 @@ A message is claimed in the same transaction as its effect. If the transaction c
 stays and every later delivery of the message is absorbed; if it rolls back, so does the claim, and
 the next delivery runs again. Keys are ``(source, message_id)``: the consuming queue and the event
 id for bus events, the provider and its event id for webhooks (``("stripe", "evt_...")``).
+
+Claims are kept for a retention period (:class:`InboxPurger`, 30 days by default), longer than any
+sender retries a message (RabbitMQ's redeliveries take minutes, Stripe retries a webhook for up to
+three days): a copy arriving after that would be handled again.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
+import logging
 from collections.abc import Sequence
+from datetime import timedelta
 
-from sqlalchemy import Column, DateTime, MetaData, Table, Text, bindparam, func, select
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Index,
+    MetaData,
+    Table,
+    Text,
+    bindparam,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.sql.dml import ReturningInsert
+from sqlalchemy.sql.elements import TextClause
+
+DEFAULT_RETENTION = timedelta(days=30)
+"""How long a claim is kept: longer than any sender retries a message."""
+
+logger = logging.getLogger(__name__)
 
 
 def inbox_table(metadata: MetaData) -> Table:
@@ -25,6 +50,7 @@ def inbox_table(metadata: MetaData) -> Table:
         Column("source", Text, primary_key=True),
         Column("message_id", Text, primary_key=True),
         Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Index("ix_inbox_processed_at", "processed_at"),
     )
 
 
@@ -71,4 +97,94 @@ def _claim_many_statement(table: Table) -> ReturningInsert[tuple[str]]:
     )
 
 
-__all__ = ["claim", "claim_many", "inbox_table"]
+async def purge(
+    engine: AsyncEngine, table: Table, *, older_than: timedelta, batch: int = 10_000
+) -> int:
+    """Delete claims processed more than ``older_than`` ago; returns how many.
+
+    In statements of at most ``batch`` rows, each committed on its own, so a large backlog never
+    holds one long transaction (nor its locks) and a purge interrupted halfway keeps its progress.
+    """
+    if batch < 1:
+        raise ValueError("batch must be at least 1")
+    statement = _purge_statement(table)
+    purged = 0
+    async with engine.connect() as connection:
+        connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        while True:
+            result = await connection.execute(
+                statement, {"seconds": older_than.total_seconds(), "batch": batch}
+            )
+            purged += result.rowcount
+            if result.rowcount < batch:
+                return purged
+
+
+@functools.cache
+def _purge_statement(table: Table) -> TextClause:
+    name = ".".join(f'"{part}"' for part in (table.schema, table.name) if part)
+    return text(
+        f"DELETE FROM {name} WHERE ctid = ANY(ARRAY("
+        f"SELECT ctid FROM {name} WHERE processed_at < now() - make_interval(secs => :seconds)"
+        " LIMIT :batch))"
+    )
+
+
+class InboxPurger:
+    """Purges an inbox's old claims every ``interval`` seconds, in a background task.
+
+    Several replicas may purge the same inbox at once: their deletes skip what another removed.
+
+    Args:
+        engine: the service's engine.
+        table: its inbox table, from :func:`inbox_table`.
+        retention: how long a claim is kept.
+        interval: seconds between purges (the first runs at start).
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        table: Table,
+        *,
+        retention: timedelta = DEFAULT_RETENTION,
+        interval: float = 3600.0,
+    ) -> None:
+        self._engine = engine
+        self._table = table
+        self._retention = retention
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start purging."""
+        if self._task is not None:
+            raise RuntimeError("the purger is already running")
+        self._task = asyncio.create_task(self._run(), name=f"inbox-purger:{self._table.schema}")
+
+    async def stop(self) -> None:
+        """Stop purging (a purge in progress is cancelled; what it deleted stays deleted)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                purged = await purge(self._engine, self._table, older_than=self._retention)
+            except Exception as error:
+                logger.warning(
+                    "inbox.purge.failed",
+                    extra={"schema": self._table.schema, "error": repr(error)},
+                )
+            else:
+                if purged:
+                    logger.info(
+                        "inbox.purged", extra={"schema": self._table.schema, "purged": purged}
+                    )
+            await asyncio.sleep(self._interval)
+
+
+__all__ = ["DEFAULT_RETENTION", "InboxPurger", "claim", "claim_many", "inbox_table", "purge"]
