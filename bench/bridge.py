@@ -375,10 +375,9 @@ def unreached(calls: list[dict[str, Any]]) -> str:
             reasons[f"no stream (call {call['status']})"] += 1
         else:
             sent = "sent frames" if stream["frames_sent"] else "sent no frame"
-            errors = ", ".join(str(error.get("code")) for error in stream["errors"])
-            reasons[
-                f"stream ended by {stream['ended_by']}, {sent}{', errors ' + errors if errors else ''}"
-            ] += 1
+            codes = ", ".join(str(error.get("code")) for error in stream["errors"])
+            errors = f", errors {codes}" if codes else ""
+            reasons[f"stream ended by {stream['ended_by']}, {sent}{errors}"] += 1
     return "; ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()))
 
 

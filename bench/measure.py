@@ -43,7 +43,49 @@ def speed() -> str:
         for step in range(SPEED_STEPS):
             total += step
         best = min(best, time.perf_counter() - started)
-    return f"Python speed {best / SPEED_STEPS * 1e9:.0f} ns per loop step"
+    return (
+        f"Python speed {best / SPEED_STEPS * 1e9:.0f} ns per loop step, "
+        f"system call {system_call_ns():.0f} ns, wake-up round trip {wake_up_us():.0f} µs"
+    )
+
+
+def system_call_ns(calls: int = 100_000) -> float:
+    """Nanoseconds per trivial system call (``getppid``), Python's own cost included."""
+    started = time.perf_counter()
+    for _ in range(calls):
+        os.getppid()
+    return (time.perf_counter() - started) / calls * 1e9
+
+
+def wake_up_us(trips: int = 2_000) -> float:
+    """Microseconds for a byte to go to a sleeping child process through a pipe and back.
+
+    Every message between this platform's processes wakes one up; on a virtual machine a wake-up
+    can cost far more than the work it brings, which the Python speed above does not show.
+    """
+    child_reads, parent_writes = os.pipe()
+    parent_reads, child_writes = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child echoes every byte until its pipe closes, and only that
+        try:
+            os.close(parent_writes)
+            os.close(parent_reads)
+            while os.read(child_reads, 1):
+                os.write(child_writes, b"x")
+        finally:
+            os._exit(0)
+    os.close(child_reads)
+    os.close(child_writes)
+    try:
+        started = time.perf_counter()
+        for _ in range(trips):
+            os.write(parent_writes, b"x")
+            os.read(parent_reads, 1)
+        return (time.perf_counter() - started) / trips * 1e6
+    finally:
+        os.close(parent_writes)
+        os.close(parent_reads)
+        os.waitpid(pid, 0)
 
 
 def percentile(values: list[float], fraction: float) -> float:
