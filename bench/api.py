@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -49,6 +50,8 @@ from novitrac_kit.testing.servers import free_port
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 HOST = "127.0.0.1"
+# One internal token per run, shared by auth and the gateway (the API key exchange needs it).
+INTERNAL_TOKEN = secrets.token_urlsafe(32)
 
 THROUGHPUT_TARGET = 1000.0
 """Authenticated requests per second through the gateway."""
@@ -228,6 +231,8 @@ def environment(database_url: str, amqp_url: str, auth_port: int) -> dict[str, s
         "NOVITRAC_LOG_LEVEL": "WARNING",
         "NOVITRAC_AUTH_JWKS_URL": f"http://{HOST}:{auth_port}/.well-known/jwks.json",
         "AUTH_KEY_ENCRYPTION_KEY": "bench-only-key-encryption-secret",
+        # The gateway exchanges API keys on auth's /internal route: both hold this run's token.
+        "NOVITRAC_INTERNAL_TOKEN": INTERNAL_TOKEN,
     }
 
 

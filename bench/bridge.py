@@ -31,6 +31,7 @@ import asyncio
 import gc
 import multiprocessing
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -218,6 +219,7 @@ def voice_environment(
         "NOVITRAC_LOG_LEVEL": "WARNING",
         "NOVITRAC_AUTH_JWKS_URL": jwks_url,
         "NOVITRAC_HTTP_PORT": str(ports["voice"]),
+        "NOVITRAC_INTERNAL_TOKEN": secrets.token_urlsafe(32),
         "VOICE_ELEVENLABS_API_BASE": f"http://{HOST}:{ports['elevenlabs']}",
         "VOICE_ELEVENLABS_API_KEYS": SANDBOX_ELEVENLABS_API_KEY,
         "VOICE_ELEVENLABS_KEY_CONCURRENCY": str(args.calls + 10),

@@ -31,6 +31,7 @@ import multiprocessing
 import os
 import platform
 import resource
+import secrets
 import signal
 import statistics
 import subprocess
@@ -114,6 +115,7 @@ def serve_gateway(setup: Setup) -> None:
         amqp_url=setup.amqp_url,
         auth_jwks_url=setup.jwks_url,
         environment="development",
+        internal_token=secrets.token_urlsafe(32),
         # Every socket comes from 127.0.0.1: the per-address limit would refuse most of them.
         address_rate_limit=1e6,
         address_rate_burst=1_000_000,

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from novitrac_kit.dsn import asyncpg_url
+from novitrac_kit.testing.internal import INTERNAL_TOKEN
 
 
 def novitrac(
@@ -62,6 +63,7 @@ def test_run_stops_at_start_naming_the_missing_variable() -> None:
     assert result.returncode == 2
     assert "NOVITRAC_DATABASE_URL" in result.stderr
     assert "NOVITRAC_AMQP_URL" in result.stderr
+    assert "NOVITRAC_INTERNAL_TOKEN" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -84,7 +86,11 @@ def test_migrate_then_run_one_service_against_postgres_and_rabbitmq(
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "novitrac_kit.cli", "run", "notifications", "--port", str(port)],
-        env=clean_environment(NOVITRAC_DATABASE_URL=plain_url, NOVITRAC_AMQP_URL=amqp_url),
+        env=clean_environment(
+            NOVITRAC_DATABASE_URL=plain_url,
+            NOVITRAC_AMQP_URL=amqp_url,
+            NOVITRAC_INTERNAL_TOKEN=INTERNAL_TOKEN,
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -29,7 +29,9 @@ def test_every_service_runs_from_its_own_image(compose: dict[str, Any], service:
     assert container["command"] == ["run", service.name]
     assert container["build"]["args"]["PACKAGE"] == f"novitrac-{service.name}"
     assert f"{service.port}:{service.port}" in container["ports"]
-    assert {"NOVITRAC_DATABASE_URL", "NOVITRAC_AMQP_URL"} <= set(container["environment"])
+    assert {"NOVITRAC_DATABASE_URL", "NOVITRAC_AMQP_URL", "NOVITRAC_INTERNAL_TOKEN"} <= set(
+        container["environment"]
+    )
 
 
 @pytest.mark.parametrize("service", [s for s in SERVICES if s.database], ids=lambda s: s.name)

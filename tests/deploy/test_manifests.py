@@ -310,6 +310,24 @@ def test_termination_leaves_the_kit_time_to_close(overlay: str, service: Service
     assert pod["terminationGracePeriodSeconds"] >= int(pre_stop[1]) + KIT_SHUTDOWN_SECONDS
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_voice_ai_has_time_to_drain_its_calls_before_it_is_killed(overlay: str) -> None:
+    deployment = named(overlay, "Deployment", "voice-ai")
+    pod = deployment["spec"]["template"]["spec"]
+    pre_stop = pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"]
+    env = environment(overlay, only_container(deployment))
+    assert "VOICE_DRAIN_TIMEOUT" in env
+    assert "VOICE_MAX_CALLS" in env
+    drain_timeout = float(setting_value(overlay, "voice-ai", "VOICE_DRAIN_TIMEOUT"))
+    max_calls = int(setting_value(overlay, "voice-ai", "VOICE_MAX_CALLS"))
+    assert max_calls >= 1
+
+    grace = pod["terminationGracePeriodSeconds"]
+    assert grace >= drain_timeout, "the kubelet would kill calls the drain is waiting for"
+    # preStop, the drain, then the kit's shutdown with the voice-ai bridges' cut (10 s).
+    assert grace >= int(pre_stop[1]) + drain_timeout + KIT_SHUTDOWN_SECONDS + 10
+
+
 @cases
 def test_each_service_has_a_disruption_budget(overlay: str, service: Service) -> None:
     budget = named(overlay, "PodDisruptionBudget", service.name)
@@ -471,8 +489,9 @@ def test_services_accept_only_their_callers(overlay: str, service: Service) -> N
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_auths_internal_routes_are_reached_through_the_gateways_code_alone(overlay: str) -> None:
-    """auth's ``/internal/*`` carry no credential: only the gateway may connect to auth, and the
-    gateway's routing forwards none of them, so everyone else fetches the JWKS through it."""
+    """Only the gateway may connect to auth (whose ``/internal/*`` also demand the internal
+    token), and the gateway's routing forwards none of them, so everyone else fetches the JWKS
+    through it."""
     sources, outside = admitted(overlay, "auth", BY_NAME["auth"].port)
 
     assert sources == {"gateway"}
@@ -486,6 +505,26 @@ def test_auths_internal_routes_are_reached_through_the_gateways_code_alone(overl
         via = "auth" if service.name == "gateway" else "gateway"
         assert resolves_to(url, overlay, via), service.name
         assert urlsplit(url).path == "/.well-known/jwks.json"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_service_reads_the_same_internal_token(overlay: str) -> None:
+    """``/internal/*`` answer only the internal token: callers and callees hold the same one."""
+    sources = {
+        service.name: environment(
+            overlay, only_container(named(overlay, "Deployment", service.name))
+        ).get("NOVITRAC_INTERNAL_TOKEN")
+        for service in SERVICES
+    }
+
+    assert set(sources.values()) == {
+        ("secret", "novitrac-keys", "NOVITRAC_INTERNAL_TOKEN", False)
+    }, sources
+    # The migration Jobs call no service.
+    for name, pod in pod_templates(overlay):
+        if name.startswith("Job/"):
+            [container] = pod["containers"]
+            assert "NOVITRAC_INTERNAL_TOKEN" not in environment(overlay, container), name
 
 
 # -- the config and the Secrets -------------------------------------------------------------------

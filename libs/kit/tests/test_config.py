@@ -9,6 +9,7 @@ from novitrac_kit.config import ServiceSettings, SettingsError, load_settings
 DATABASE_URL = "postgresql://billing:s3cr3t-db-pw@db.internal:5432/novitrac"
 AMQP_URL = "amqp://billing:s3cr3t-mq-pw@mq.internal:5672/"
 STRIPE_KEY = "sk_live_51Hs3cr3tStr1peKey"
+INTERNAL_TOKEN = "s3cr3t-internal-token-0123456789abcdef"
 
 
 class BillingSettings(ServiceSettings):
@@ -33,11 +34,12 @@ def complete_env(env: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     env.setenv("NOVITRAC_DATABASE_URL", DATABASE_URL)
     env.setenv("NOVITRAC_AMQP_URL", AMQP_URL)
     env.setenv("BILLING_STRIPE_SECRET_KEY", STRIPE_KEY)
+    env.setenv("NOVITRAC_INTERNAL_TOKEN", INTERNAL_TOKEN)
     return env
 
 
 def assert_no_secret(text: str) -> None:
-    for secret in ("s3cr3t-db-pw", "s3cr3t-mq-pw", STRIPE_KEY):
+    for secret in ("s3cr3t-db-pw", "s3cr3t-mq-pw", STRIPE_KEY, INTERNAL_TOKEN):
         assert secret not in text
 
 
@@ -56,6 +58,7 @@ class TestLoadSettings:
         assert settings.log_format == "json"
         assert settings.otel_exporter_otlp_endpoint == "http://collector:4318"
         assert settings.auth_jwks_url.endswith("/.well-known/jwks.json")
+        assert settings.internal_token.get_secret_value() == INTERNAL_TOKEN
 
     def test_missing_variables_are_each_named(self, env: pytest.MonkeyPatch) -> None:
         env.setenv("NOVITRAC_AMQP_URL", AMQP_URL)
@@ -66,8 +69,9 @@ class TestLoadSettings:
         message = str(raised.value)
         assert "NOVITRAC_DATABASE_URL is required but not set" in message
         assert "BILLING_STRIPE_SECRET_KEY is required but not set" in message
+        assert "NOVITRAC_INTERNAL_TOKEN is required but not set" in message
         assert "NOVITRAC_AMQP_URL" not in message
-        assert len(raised.value.problems) == 2
+        assert len(raised.value.problems) == 3
 
     def test_service_prefix_applies_to_own_fields_only(
         self, complete_env: pytest.MonkeyPatch
@@ -165,6 +169,49 @@ class TestPlaceholderSecrets:
         settings = load_settings(BillingSettings)
 
         assert settings.environment == "production"
+
+
+class TestInternalToken:
+    @pytest.mark.parametrize("environment", ["development", "test", "production"])
+    def test_required_everywhere(self, complete_env: pytest.MonkeyPatch, environment: str) -> None:
+        complete_env.setenv("NOVITRAC_ENVIRONMENT", environment)
+        complete_env.delenv("NOVITRAC_INTERNAL_TOKEN")
+
+        with pytest.raises(SettingsError) as raised:
+            load_settings(BillingSettings)
+
+        assert raised.value.problems == ("NOVITRAC_INTERNAL_TOKEN is required but not set",)
+
+    @pytest.mark.parametrize("environment", ["development", "production"])
+    @pytest.mark.parametrize(
+        "token",
+        ["", "changeme", "  secret  ", "s3cr3t-short-token", "s3cr3t-" + "x" * 24, " " * 40],
+        ids=["empty", "placeholder", "padded placeholder", "short", "31 characters", "blank"],
+    )
+    def test_short_or_placeholder_tokens_are_refused(
+        self, complete_env: pytest.MonkeyPatch, environment: str, token: str
+    ) -> None:
+        complete_env.setenv("NOVITRAC_ENVIRONMENT", environment)
+        complete_env.setenv("NOVITRAC_INTERNAL_TOKEN", token)
+
+        with pytest.raises(SettingsError) as raised:
+            load_settings(BillingSettings)
+
+        [problem] = raised.value.problems
+        assert problem.startswith("NOVITRAC_INTERNAL_TOKEN: must be at least 32 characters")
+        message = str(raised.value)
+        assert_no_secret(message)
+        if token.strip():
+            assert token.strip() not in message
+
+    def test_a_long_token_is_accepted_and_hidden(self, complete_env: pytest.MonkeyPatch) -> None:
+        complete_env.setenv("NOVITRAC_ENVIRONMENT", "production")
+        complete_env.setenv("NOVITRAC_INTERNAL_TOKEN", "s3cr3t-" + "x" * 25)
+
+        settings = load_settings(BillingSettings)
+
+        assert settings.internal_token.get_secret_value() == "s3cr3t-" + "x" * 25
+        assert "s3cr3t" not in repr(settings)
 
 
 class TestEnvName:

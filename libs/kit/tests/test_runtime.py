@@ -37,6 +37,7 @@ from novitrac_kit.inbox import inbox_table
 from novitrac_kit.runtime import ContextDep, IdentityDep, SessionDep, create_app
 from novitrac_kit.service import Database, Service
 from novitrac_kit.telemetry import SERVICE_ATTRIBUTE, configure_tracing, current_service
+from novitrac_kit.testing.internal import INTERNAL_TOKEN
 from novitrac_kit.testing.tokens import JwksServer, TokenIssuer
 from novitrac_kit.testing.waiting import eventually
 
@@ -214,6 +215,7 @@ async def platform(
             auth_jwks_url=jwks.url,
             jwt_issuer=issuer.issuer,
             jwt_audience=issuer.audience,
+            internal_token=INTERNAL_TOKEN,
         )
         await bus.start()
         apps: list[FastAPI] = [

@@ -24,6 +24,7 @@ from novitrac_kit.bus.memory import InProcessBus
 from novitrac_kit.config import load_settings
 from novitrac_kit.dsn import sqlalchemy_url
 from novitrac_kit.runtime import create_app
+from novitrac_kit.testing.internal import INTERNAL_HEADERS, INTERNAL_TOKEN
 from novitrac_kit.testing.servers import running
 
 PASSWORD = "correct horse battery"
@@ -75,6 +76,10 @@ class Auth:
         headers = {"X-Forwarded-For": self.address, **kwargs.pop("headers", {})}
         return await self.http.post(path, json=body, headers=headers, **kwargs)
 
+    async def internal(self, path: str, body: Any = None) -> httpx.Response:
+        """POST to an ``/internal`` route as the platform's services do: with the token."""
+        return await self.post(path, body, headers=INTERNAL_HEADERS)
+
     async def sign_up(
         self, email: str, *, password: str = PASSWORD, org: str = "Acme"
     ) -> httpx.Response:
@@ -105,6 +110,7 @@ def settings_for(database_url: str, **overrides: Any) -> Settings:
         "database_url": database_url,
         "amqp_url": "memory://",
         "environment": "test",
+        "internal_token": INTERNAL_TOKEN,
         "key_encryption_key": "test key encryption key, not a secret",
         "argon2_time_cost": 1,
         "argon2_memory_cost": 64,

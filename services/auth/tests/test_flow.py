@@ -85,7 +85,7 @@ async def test_sign_up_to_api_key(auth: Auth) -> None:
     response = await auth.post("/v1/auth/api-keys", {"name": "CRM"}, headers=bearer(ada))
     assert response.status_code == 201
     key = response.json()["key"]
-    response = await auth.post("/internal/api-keys/exchange", {"key": key})
+    response = await auth.internal("/internal/api-keys/exchange", {"key": key})
     assert response.status_code == 200
     assert response.json()["org_id"] == ada["org_id"]
 
@@ -169,7 +169,7 @@ async def test_api_key_life(auth: Auth) -> None:
     ]
     assert "key" not in listed[0]
 
-    response = await auth.post("/internal/api-keys/exchange", {"key": key})
+    response = await auth.internal("/internal/api-keys/exchange", {"key": key})
     assert response.status_code == 200
     exchanged = response.json()
     assert exchanged["org_id"] == ada["org_id"]
@@ -183,5 +183,5 @@ async def test_api_key_life(auth: Auth) -> None:
     assert response.status_code == 204
     [revoked] = await auth.events("auth.api_key.revoked.v1")
     assert revoked["data"]["api_key_id"] == created["id"]
-    response = await auth.post("/internal/api-keys/exchange", {"key": key})
+    response = await auth.internal("/internal/api-keys/exchange", {"key": key})
     assert response.status_code == 401

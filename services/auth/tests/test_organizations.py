@@ -7,6 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from novitrac_auth.db import invitations, outbox
+from novitrac_kit.testing.internal import INTERNAL_HEADERS
 
 from .conftest import PASSWORD, Auth, bearer
 
@@ -154,7 +155,10 @@ async def test_api_key_tokens(auth: Auth) -> None:
         response = await auth.post(
             "/v1/auth/api-keys", {"name": scope, "scope": scope}, headers=bearer(ada)
         )
-        exchanged = await auth.post("/internal/api-keys/exchange", {"key": response.json()["key"]})
+        key = response.json()["key"]
+        exchanged = await auth.post(
+            "/internal/api-keys/exchange", {"key": key}, headers=INTERNAL_HEADERS
+        )
         keys[scope] = exchanged.json()
     assert keys["read_only"]["scope"] == "read"
     read, full = keys["read_only"]["access_token"], keys["full"]["access_token"]

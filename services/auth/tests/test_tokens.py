@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from novitrac_auth import signing
 from novitrac_auth.db import signing_keys
 from novitrac_kit import db
+from novitrac_kit.testing.internal import INTERNAL_HEADERS
 from novitrac_kit.tokens import InvalidToken, JwksVerifier
 
 from .conftest import Auth, bearer, settings_for
@@ -139,7 +140,7 @@ async def test_rotation_keeps_old_tokens_valid(auth: Auth) -> None:
     async with _verifier(auth) as verifier:
         await verifier.verify(before["access_token"])
 
-        response = await auth.post("/internal/signing-keys/rotate")
+        response = await auth.post("/internal/signing-keys/rotate", headers=INTERNAL_HEADERS)
         assert response.status_code == 200
         new_kid = response.json()["kid"]
         assert new_kid != old_kid

@@ -31,6 +31,7 @@ from novitrac_kit.bus.memory import InProcessBus
 from novitrac_kit.config import load_settings
 from novitrac_kit.dsn import sqlalchemy_url
 from novitrac_kit.runtime import create_app
+from novitrac_kit.testing.internal import INTERNAL_TOKEN
 from novitrac_kit.testing.servers import free_port, running
 from novitrac_kit.testing.tokens import JwksServer, TokenIssuer
 from novitrac_kit.testing.waiting import eventually
@@ -295,6 +296,7 @@ async def serve_billing(
         stripe_webhook_secret=SANDBOX_STRIPE_WEBHOOK_SECRET,
         maintenance_interval=0.2,
         environment="test",
+        internal_token=INTERNAL_TOKEN,
     )
     await bus.start()
     app = create_app(service, settings=settings, bus=bus, owns_bus=False)

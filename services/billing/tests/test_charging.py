@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -12,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from novitrac_billing.db import ledger_entries
 from novitrac_contracts.telephony import CallDirection
+from novitrac_kit.testing.internal import INTERNAL_HEADERS
 
 from .conftest import Billing, call_ended
 
@@ -121,6 +123,7 @@ async def test_an_adjustment_to_zero_suspends_and_a_grant_reinstates(billing: Bi
     debit = await billing.client.post(
         "/internal/billing/adjustments",
         json={"org_id": str(org_id), "amount": -500, "reference": "fix-1", "description": "oops"},
+        headers=INTERNAL_HEADERS,
     )
     assert debit.status_code == 200, debit.text
     assert (await billing.account(org_id))["standing"] == "suspended"
@@ -131,8 +134,11 @@ async def test_an_adjustment_to_zero_suspends_and_a_grant_reinstates(billing: Bi
         "reference": "refund-1",
         "description": "refund",
     }
-    first = (await billing.client.post("/internal/billing/adjustments", json=credit)).json()
-    again = (await billing.client.post("/internal/billing/adjustments", json=credit)).json()
+    adjust = functools.partial(
+        billing.client.post, "/internal/billing/adjustments", json=credit, headers=INTERNAL_HEADERS
+    )
+    first = (await adjust()).json()
+    again = (await adjust()).json()
 
     assert (first["created"], again["created"]) == (True, False)
     assert first["entry"]["amount"] == 300
@@ -150,6 +156,7 @@ async def test_an_adjustment_must_be_a_non_zero_integer(billing: Billing, amount
     response = await billing.client.post(
         "/internal/billing/adjustments",
         json={"org_id": str(org_id), "amount": amount, "reference": "x", "description": "x"},
+        headers=INTERNAL_HEADERS,
     )
 
     assert response.status_code == 422
@@ -168,6 +175,7 @@ async def test_a_refund_cannot_take_credit_away(billing: Billing) -> None:
             "reference": "r",
             "description": "r",
         },
+        headers=INTERNAL_HEADERS,
     )
 
     assert response.status_code == 409

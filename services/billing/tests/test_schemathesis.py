@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from novitrac_kit.testing.contract import exercise
+from novitrac_kit.testing.internal import INTERNAL_HEADERS
 
 from .conftest import Billing
 
@@ -19,6 +20,10 @@ async def test_the_api_keeps_its_documented_promises(billing: Billing) -> None:
         exercise, billing.url, billing.auth(org_id), examples=EXAMPLES_PER_OPERATION
     )
     anonymous = await asyncio.to_thread(exercise, billing.url, {}, examples=2)
+    # The platform's own caller: the internal routes read their bodies only with the token.
+    platform = await asyncio.to_thread(
+        exercise, billing.url, INTERNAL_HEADERS, examples=EXAMPLES_PER_OPERATION
+    )
 
     assert {
         "GET /v1/billing/account",
@@ -28,3 +33,4 @@ async def test_the_api_keeps_its_documented_promises(billing: Billing) -> None:
         "POST /internal/billing/adjustments",
     } <= set(exercised)
     assert anonymous == exercised
+    assert platform == exercised

@@ -26,7 +26,9 @@ from novitrac_gateway.main import service
 from novitrac_kit.bus import EventBus
 from novitrac_kit.bus.memory import InProcessBus
 from novitrac_kit.config import load_settings
+from novitrac_kit.internal import matches
 from novitrac_kit.runtime import create_app
+from novitrac_kit.testing.internal import INTERNAL_TOKEN
 from novitrac_kit.testing.servers import free_port, running
 from novitrac_kit.testing.tokens import JwksServer, TokenIssuer
 
@@ -54,6 +56,7 @@ class Upstream:
     issuer: TokenIssuer
     api_keys: dict[str, ApiKey] = field(default_factory=dict)
     exchanges: int = 0
+    refused_exchanges: int = 0
     requests: list[dict[str, Any]] = field(default_factory=list)
     openapi: dict[str, dict[str, Any]] = field(default_factory=dict)
     release: asyncio.Event = field(default_factory=asyncio.Event)
@@ -64,7 +67,14 @@ class Upstream:
         app = FastAPI()
 
         @app.post("/auth/internal/api-keys/exchange")
-        async def exchange(body: dict[str, Any]) -> Response:
+        async def exchange(body: dict[str, Any], request: Request) -> Response:
+            # Like auth: the platform's route answers only with the internal token.
+            if not matches(request.headers.get("authorization"), INTERNAL_TOKEN):
+                self.refused_exchanges += 1
+                error = {"code": "unauthorized", "message": "for the platform's services only"}
+                return JSONResponse(
+                    {"error": error}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+                )
             self.exchanges += 1
             key = self.api_keys.get(str(body.get("key")))
             if key is None:
@@ -187,6 +197,7 @@ async def start_platform(
                 "jwt_issuer": issuer.issuer,
                 "jwt_audience": issuer.audience,
                 "environment": "test",
+                "internal_token": INTERNAL_TOKEN,
                 **urls,
                 **overrides,
             }

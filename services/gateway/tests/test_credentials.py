@@ -12,6 +12,7 @@ import pytest_asyncio
 
 from novitrac_contracts.auth import ApiKeyRevoked
 from novitrac_contracts.envelope import Envelope
+from novitrac_kit.testing.internal import INTERNAL_TOKEN, WRONG_INTERNAL_TOKEN
 from novitrac_kit.testing.tokens import TokenIssuer
 from novitrac_kit.testing.waiting import eventually
 
@@ -105,6 +106,29 @@ class TestApiKeys:
             )
             assert forwarded["sub"] == f"apikey:{key.key_id}"
             assert forwarded["org_id"] == str(key.org_id)
+
+    async def test_the_exchange_carries_the_internal_token_and_nothing_forwards_it(
+        self, platform: Platform
+    ) -> None:
+        secret, _ = new_key(platform)
+        refused = platform.upstream.refused_exchanges
+        response = await platform.client.get("/v1/calls", headers={"X-API-Key": secret})
+        assert response.status_code == 200
+        # The fake auth refuses an exchange without the internal token, as auth does.
+        assert platform.upstream.refused_exchanges == refused
+        assert INTERNAL_TOKEN not in str(response.json()["headers"])
+        assert all(INTERNAL_TOKEN not in str(seen) for seen in platform.upstream.requests)
+
+    async def test_a_refused_internal_token_is_503_not_a_bad_key(
+        self, make_platform: PlatformFactory
+    ) -> None:
+        """Auth refusing the gateway itself is a misconfiguration, not the caller's fault."""
+        async with make_platform(internal_token=WRONG_INTERNAL_TOKEN) as platform:
+            secret, _ = new_key(platform)
+            response = await platform.client.get("/v1/calls", headers={"X-API-Key": secret})
+            assert response.status_code == 503
+            assert platform.upstream.refused_exchanges == 1
+            assert platform.upstream.exchanges == 0
 
     async def test_exchange_is_cached(self, platform: Platform) -> None:
         secret, _ = new_key(platform)

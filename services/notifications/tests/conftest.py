@@ -29,6 +29,7 @@ from novitrac_kit.config import load_settings
 from novitrac_kit.db import create_session_factory
 from novitrac_kit.runtime import create_app
 from novitrac_kit.service import Service
+from novitrac_kit.testing.internal import INTERNAL_TOKEN
 from novitrac_kit.testing.servers import free_port
 from novitrac_kit.testing.tokens import JwksServer, TokenIssuer
 from novitrac_kit.testing.waiting import eventually
@@ -228,6 +229,7 @@ def make_harness(
             "database_url": migrated_url,
             "amqp_url": amqp_url,
             "environment": "test",
+            "internal_token": INTERNAL_TOKEN,
             "auth_jwks_url": jwks.url,
             "smtp_port": sink.port,
             "delivery_backoff_base": 0.05,

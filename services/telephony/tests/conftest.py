@@ -43,6 +43,7 @@ from novitrac_kit.bus.memory import InProcessBus
 from novitrac_kit.config import load_settings
 from novitrac_kit.dsn import sqlalchemy_url
 from novitrac_kit.runtime import create_app
+from novitrac_kit.testing.internal import INTERNAL_TOKEN
 from novitrac_kit.testing.servers import free_port, running
 from novitrac_kit.testing.tokens import JwksServer, TokenIssuer
 from novitrac_kit.testing.waiting import eventually
@@ -341,6 +342,7 @@ def telephony_settings(database_url: str, **overrides: Any) -> Settings:
         "database_url": database_url,
         "amqp_url": "memory://",
         "environment": "test",
+        "internal_token": INTERNAL_TOKEN,
         "twilio_account_sid": SANDBOX_ACCOUNT_SID,
         "twilio_auth_token": SANDBOX_AUTH_TOKEN,
         "stream_token_secret": STREAM_SECRET,

@@ -7,6 +7,8 @@ import uuid
 from novitrac_contracts.billing import CallCharged
 from novitrac_contracts.telephony import CallDirection
 from novitrac_contracts.voice import ConversationEnded, Speaker, TranscriptLine
+from novitrac_kit.internal import internal_headers
+from novitrac_kit.testing.internal import INTERNAL_HEADERS, INTERNAL_TOKEN, WRONG_INTERNAL_TOKEN
 from novitrac_kit.testing.waiting import eventually
 from novitrac_sandbox.phone import PhoneScript
 
@@ -48,8 +50,12 @@ async def test_voice_ai_asks_for_a_transfer_through_the_internal_route(
     call_id = (await platform.place(org, agent_id=without_human, number=number)).json()["id"]
     await platform.wait_for_status(org, call_id, {"in-progress"})
 
-    no_human = await platform.http.post(f"/internal/calls/{call_id}/transfer")
-    unknown = await platform.http.post(f"/internal/calls/{uuid.uuid4()}/transfer")
+    no_human = await platform.http.post(
+        f"/internal/calls/{call_id}/transfer", headers=INTERNAL_HEADERS
+    )
+    unknown = await platform.http.post(
+        f"/internal/calls/{uuid.uuid4()}/transfer", headers=INTERNAL_HEADERS
+    )
 
     assert no_human.status_code == 409
     assert "no transfer number" in no_human.json()["error"]["message"]
@@ -59,9 +65,48 @@ async def test_voice_ai_asks_for_a_transfer_through_the_internal_route(
     await platform.sandbox.twilio.set_phone(
         HUMAN, "answer", ring_seconds=0.05, script=PhoneScript(hang_up_after=0.3)
     )
-    accepted = await platform.http.post(f"/internal/calls/{call_id}/transfer")
+    accepted = await platform.http.post(
+        f"/internal/calls/{call_id}/transfer", headers=INTERNAL_HEADERS
+    )
     assert accepted.status_code == 202
     assert (await platform.wait_for_status(org, call_id))["ended_reason"] == "transferred"
+
+
+async def test_the_internal_transfer_needs_the_internal_token(platform: Platform) -> None:
+    org = await platform.org()
+    agent_id = await platform.agent(org, transfer_number=HUMAN)
+    number = await platform.number(org)
+    await platform.sandbox.twilio.set_phone(
+        HUMAN, "answer", ring_seconds=0.05, script=PhoneScript(hang_up_after=0.3)
+    )
+    await platform.sandbox.twilio.set_next_outcome("answer", ring_seconds=0.05)
+    call_id = (await platform.place(org, agent_id=agent_id, number=number)).json()["id"]
+    await platform.wait_for_status(org, call_id, {"in-progress"})
+    path = f"/internal/calls/{call_id}/transfer"
+
+    refused = [
+        await platform.http.post(path),
+        await platform.http.post(path, headers=internal_headers(WRONG_INTERNAL_TOKEN)),
+        await platform.http.post(path, headers={"Authorization": f"Basic {INTERNAL_TOKEN}"}),
+        # A user's own access token is no way in either.
+        await platform.http.post(path, headers=org.headers),
+    ]
+
+    for response in refused:
+        assert response.status_code == 401, response.text
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert response.json()["error"]["code"] == "unauthorized"
+    call = (await platform.http.get(f"/v1/calls/{call_id}", headers=org.headers)).json()
+    assert call["status"] == "in-progress"
+    assert call["ended_reason"] is None
+    record = await platform.twilio_call(call_id)
+    assert [step for step in record["timeline"] if step["event"] == "dial"] == []
+
+    accepted = await platform.http.post(path, headers=INTERNAL_HEADERS)
+    assert accepted.status_code == 202, accepted.text
+    assert (await platform.wait_for_status(org, call_id))["ended_reason"] == "transferred"
+    record = await platform.twilio_call(call_id)
+    assert [step["number"] for step in record["timeline"] if step["event"] == "dial"] == [HUMAN]
 
 
 async def test_a_call_is_hung_up_on_request_once(platform: Platform) -> None:
@@ -139,3 +184,19 @@ async def test_the_call_page_shows_the_transcript_and_the_cost(platform: Platfor
         "rate_per_minute": 12,
     }
     assert call["direction"] == CallDirection.OUTBOUND.value
+
+
+async def test_the_internal_routes_document_their_401(platform: Platform) -> None:
+    document = (await platform.http.get("/openapi.json")).json()
+    internal = {
+        path: operations
+        for path, operations in document["paths"].items()
+        if path.startswith("/internal/")
+    }
+
+    assert internal
+    for path, operations in internal.items():
+        for method, operation in operations.items():
+            refused = operation["responses"]["401"]
+            assert "internal token" in refused["description"], f"{method} {path}"
+            assert "WWW-Authenticate" in refused["headers"], f"{method} {path}"

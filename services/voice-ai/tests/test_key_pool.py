@@ -20,6 +20,7 @@ from voice_harness import MIGRATIONS, Harness
 
 from novitrac_kit import db, migrations
 from novitrac_kit.config import ServiceSettings
+from novitrac_kit.testing.internal import INTERNAL_TOKEN
 from novitrac_kit.testing.servers import free_port
 from novitrac_kit.testing.waiting import eventually
 from novitrac_sandbox.phone import PhoneScript
@@ -144,6 +145,7 @@ async def test_leases_of_a_killed_bridge_process_lapse(harness: Harness) -> None
         "NOVITRAC_AMQP_URL": "memory://",
         "NOVITRAC_AUTH_JWKS_URL": harness.jwks_url,
         "NOVITRAC_ENVIRONMENT": "test",
+        "NOVITRAC_INTERNAL_TOKEN": INTERNAL_TOKEN,
         "NOVITRAC_HTTP_PORT": str(port),
         "NOVITRAC_LOG_LEVEL": "WARNING",
     }

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -28,8 +30,10 @@ from twilio.rest import Client
 
 from novitrac_kit import migrations
 from novitrac_kit.bus.memory import InProcessBus
-from novitrac_kit.config import load_settings
+from novitrac_kit.config import ServiceSettings, load_settings
+from novitrac_kit.internal import matches
 from novitrac_kit.runtime import create_app
+from novitrac_kit.testing.internal import INTERNAL_TOKEN
 from novitrac_kit.testing.servers import free_port, running
 from novitrac_kit.testing.tokens import JwksServer, TokenIssuer
 from novitrac_kit.testing.waiting import eventually
@@ -48,6 +52,7 @@ from novitrac_voice_ai.config import Settings
 from novitrac_voice_ai.main import service
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "src" / "novitrac_voice_ai" / "migrations"
+SERVE = Path(__file__).parent / "serve_voice_ai.py"
 STREAM_SECRET = "test-stream-token-secret-of-enough-length"
 CALLER = "+14155550100"
 CALLEE = "+14155550199"
@@ -102,6 +107,7 @@ class Telephony:
     token: Callable[[uuid.UUID], str] | None = None
     call_ids: dict[str, uuid.UUID] = field(default_factory=dict)
     transfers: list[uuid.UUID] = field(default_factory=list)
+    refused_transfers: list[uuid.UUID] = field(default_factory=list)
     on_transfer: Callable[[uuid.UUID], Awaitable[None]] | None = None
 
     def app(self) -> FastAPI:
@@ -127,7 +133,11 @@ class Telephony:
             return Response(twiml, media_type="text/xml")
 
         @app.post("/internal/calls/{call_id}/transfer", status_code=202)
-        async def transfer(call_id: uuid.UUID) -> Response:
+        async def transfer(call_id: uuid.UUID, request: Request) -> Response:
+            # Like telephony: one of the platform's routes, answered only with the internal token.
+            if not matches(request.headers.get("authorization"), INTERNAL_TOKEN):
+                self.refused_transfers.append(call_id)
+                return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
             self.transfers.append(call_id)
             if self.on_transfer is not None:
                 await self.on_transfer(call_id)
@@ -184,6 +194,7 @@ class Harness:
             "amqp_url": "memory://",
             "auth_jwks_url": self.jwks_url,
             "environment": "test",
+            "internal_token": INTERNAL_TOKEN,
             "elevenlabs_api_base": self.elevenlabs_url,
             "elevenlabs_api_keys": SANDBOX_ELEVENLABS_API_KEY,
             "elevenlabs_key_concurrency": 10,
@@ -318,6 +329,62 @@ class Harness:
             return await self.active_leases() == 0
 
         await eventually(returned)
+
+
+@dataclass
+class VoiceProcess:
+    """voice-ai in a process of its own (``serve_voice_ai.py``), served as ``novitrac run`` does."""
+
+    process: asyncio.subprocess.Process
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def stream_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/media/stream"
+
+
+@contextlib.asynccontextmanager
+async def voice_process(harness: Harness, **overrides: Any) -> AsyncIterator[VoiceProcess]:
+    """Start voice-ai as its own process beside ``harness`` (same database); kill it at the end."""
+    port = free_port()
+    settings = harness.settings(port, **overrides)
+    env = {
+        **os.environ,
+        "NOVITRAC_DATABASE_URL": harness.database_url,
+        "NOVITRAC_AMQP_URL": "memory://",
+        "NOVITRAC_AUTH_JWKS_URL": harness.jwks_url,
+        "NOVITRAC_ENVIRONMENT": "test",
+        "NOVITRAC_INTERNAL_TOKEN": INTERNAL_TOKEN,
+        "NOVITRAC_HTTP_PORT": str(port),
+        "NOVITRAC_LOG_LEVEL": "WARNING",
+    }
+    for name in Settings.model_fields:
+        if name in ServiceSettings.model_fields:
+            continue
+        value = getattr(settings, name)
+        secret = getattr(value, "get_secret_value", None)
+        env[settings.env_name(name)] = str(secret() if secret else value)
+    process = await asyncio.create_subprocess_exec(sys.executable, str(SERVE), env=env)
+    running_process = VoiceProcess(process=process, port=port)
+    try:
+
+        async def serving() -> bool:
+            try:
+                response = await harness.http.get(f"{running_process.url}/readyz")
+            except httpx.HTTPError:
+                return False
+            return response.status_code == 200
+
+        await eventually(serving)
+        yield running_process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
 
 
 @contextlib.asynccontextmanager

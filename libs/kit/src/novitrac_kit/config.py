@@ -32,6 +32,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_AUTH_JWKS_URL = "http://127.0.0.1:8001/.well-known/jwks.json"
 DEFAULT_JWT_ISSUER = "novitrac-auth"
 DEFAULT_JWT_AUDIENCE = "novitrac"
+INTERNAL_TOKEN_MIN_LENGTH = 32
 
 PLACEHOLDER_SECRETS = frozenset(
     {"", "changeme", "change-me", "change_me", "secret", "password", "placeholder", "todo", "xxx"}
@@ -76,6 +77,9 @@ class ServiceSettings(BaseSettings):
         auth_jwks_url: where auth publishes its signing keys (``NOVITRAC_AUTH_JWKS_URL``).
         jwt_issuer: the ``iss`` access tokens must carry (``NOVITRAC_JWT_ISSUER``).
         jwt_audience: the ``aud`` access tokens must carry (``NOVITRAC_JWT_AUDIENCE``).
+        internal_token: the secret every service shares to call another's ``/internal/...``
+            routes (``NOVITRAC_INTERNAL_TOKEN``), required, at least 32 characters: callers send
+            it as ``Authorization: Bearer <token>`` (see :mod:`novitrac_kit.internal`).
     """
 
     model_config = SettingsConfigDict(
@@ -100,11 +104,22 @@ class ServiceSettings(BaseSettings):
     auth_jwks_url: str = Field(DEFAULT_AUTH_JWKS_URL, validation_alias="NOVITRAC_AUTH_JWKS_URL")
     jwt_issuer: str = Field(DEFAULT_JWT_ISSUER, validation_alias="NOVITRAC_JWT_ISSUER")
     jwt_audience: str = Field(DEFAULT_JWT_AUDIENCE, validation_alias="NOVITRAC_JWT_AUDIENCE")
+    internal_token: SecretStr = Field(validation_alias="NOVITRAC_INTERNAL_TOKEN")
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_case_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("internal_token")
+    @classmethod
+    def _long_internal_token(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value().strip()) < INTERNAL_TOKEN_MIN_LENGTH:
+            raise ValueError(
+                f"must be at least {INTERNAL_TOKEN_MIN_LENGTH} characters "
+                "(generate one with `openssl rand -hex 32`)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> ServiceSettings:

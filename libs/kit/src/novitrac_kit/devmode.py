@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from novitrac_kit import migrations
 from novitrac_kit.bus.memory import InProcessBus
 from novitrac_kit.config import load_settings
+from novitrac_kit.internal import development_token
 from novitrac_kit.runtime import create_app
 from novitrac_kit.service import DevelopmentSite, Service, declare_queues
 from novitrac_kit.serving import AppGroup
@@ -92,9 +93,16 @@ async def run_dev(
 
 
 def development_environment(services: list[Service], site: DevelopmentSite) -> dict[str, str]:
-    """The variables development mode sets (unless already set) for ``services`` at ``site``."""
+    """The variables development mode sets (unless already set) for ``services`` at ``site``.
+
+    The internal token is random, made once per data folder and kept there (``internal-token``),
+    so every service started for that folder shares it and nobody else knows it.
+    """
     auth_port = next((s.port for s in services if s.name == "auth"), DEFAULT_AUTH_PORT)
-    environment = {"NOVITRAC_AUTH_JWKS_URL": site.url(auth_port, "/.well-known/jwks.json")}
+    environment = {
+        "NOVITRAC_AUTH_JWKS_URL": site.url(auth_port, "/.well-known/jwks.json"),
+        "NOVITRAC_INTERNAL_TOKEN": development_token(site.data_dir),
+    }
     for service in services:
         if service.development_environment is not None:
             environment.update(service.development_environment(site))

@@ -3,8 +3,8 @@
 A timer is set every ``interval`` seconds; how late it fires is the lag. It is what every frame,
 request and message handled by the process waits on top of its own work, so it is the first sign
 of a process taking more than it can carry (CPU starved, or one callback blocking the loop). The
-lag is exported as ``novitrac_event_loop_lag_seconds`` and the recent worst is available to the
-service (voice-ai refuses new calls while it is high rather than let every call's audio lag).
+lag is exported as ``novitrac_event_loop_lag_seconds`` by every service (the kit's runtime samples
+it), and :attr:`LoopLag.recent` gives the recent worst to code that wants to act on it.
 """
 
 from __future__ import annotations

@@ -1,13 +1,16 @@
 """Turn a :class:`~novitrac_kit.service.Service` into a running FastAPI application.
 
 The app's lifespan opens the service's database engine, subscribes its event handlers, runs its
-outbox relay and its own lifespan, and serves ``/healthz``, ``/readyz`` and ``/metrics``. Request
-handlers get a session in a transaction from :data:`SessionDep`; they never commit themselves.
+outbox relay, the purge of its inbox, the event-loop lag sampler and its own lifespan, and serves
+``/healthz``, ``/readyz`` and ``/metrics``. Request handlers get a session in a transaction from :data:`SessionDep`; they never commit themselves.
+:func:`drain` runs a service's :attr:`~novitrac_kit.service.Service.drain` (``novitrac run`` calls
+it on the first SIGTERM), reporting not ready meanwhile.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -21,10 +24,12 @@ from novitrac_kit import db
 from novitrac_kit.bus import EventBus
 from novitrac_kit.config import ServiceSettings
 from novitrac_kit.errors import Forbidden, install_error_handlers
-from novitrac_kit.health import health_router
+from novitrac_kit.health import Check, health_router
+from novitrac_kit.inbox import InboxPurger
+from novitrac_kit.looplag import LoopLag
 from novitrac_kit.metrics import instrument_metrics, metrics_router
 from novitrac_kit.outbox import OutboxRelay
-from novitrac_kit.service import Service
+from novitrac_kit.service import Readiness, Service
 from novitrac_kit.telemetry import instrument_app
 from novitrac_kit.tokens import Identity, JwksVerifier, authenticate, bearer
 
@@ -84,6 +89,9 @@ def create_app(
                 settings.auth_jwks_url, issuer=settings.jwt_issuer, audience=settings.jwt_audience
             )
             stack.push_async_callback(verifier.aclose)
+            loop_lag = LoopLag(service.name)
+            loop_lag.start()
+            stack.push_async_callback(loop_lag.stop)
             context = ServiceContext(service, settings, bus, engine, sessions, verifier)
             app.state.context = context
 
@@ -93,6 +101,10 @@ def create_app(
                     relay = OutboxRelay(engine, database.outbox, bus)
                     await relay.start()
                     stack.push_async_callback(relay.stop)
+                if database.inbox is not None:
+                    purger = InboxPurger(engine, database.inbox)
+                    await purger.start()
+                    stack.push_async_callback(purger.stop)
                 if service.handlers.event_types and database.inbox is not None:
                     await bus.subscribe(
                         service.handlers.subscription(
@@ -109,14 +121,23 @@ def create_app(
         logger.info("service.stopped", extra={"service": service.name})
 
     app = FastAPI(title=service.title, lifespan=lifespan)
+    app.state.draining = False
 
     async def database_ready() -> bool:
         engine = app.state.context.engine
         return engine is not None and await db.ping(engine)
 
-    checks = {"bus": bus.is_ready}
+    checks: dict[str, Check] = {"bus": bus.is_ready}
     if service.database is not None:
         checks["database"] = database_ready
+    if service.drain is not None:
+
+        async def accepting() -> bool:
+            return not app.state.draining
+
+        checks["accepting"] = accepting
+    for name, check in service.readiness.items():
+        checks[name] = _bound(app, check)
     app.include_router(health_router(checks))
     app.include_router(metrics_router())
     for router in service.routers:
@@ -127,6 +148,34 @@ def create_app(
     instrument_metrics(app, service=service.name)
     instrument_app(app, service=service.name)
     return app
+
+
+def _bound(app: FastAPI, check: Readiness) -> Check:
+    async def run() -> bool:
+        context: ServiceContext | None = getattr(app.state, "context", None)
+        return context is not None and await check(context)
+
+    return run
+
+
+async def drain(app: FastAPI) -> None:
+    """Stop taking work and run the service's drain: ``/readyz`` answers 503 from now on.
+
+    Returns once the service's :attr:`~novitrac_kit.service.Service.drain` has (or at once for a
+    service without one, or an app that has not started).
+    """
+    app.state.draining = True
+    context: ServiceContext | None = getattr(app.state, "context", None)
+    if context is None or context.service.drain is None:
+        return
+    name = context.service.name
+    logger.info("service.draining", extra={"service": name})
+    started = time.monotonic()
+    await context.service.drain(context)
+    logger.info(
+        "service.drained",
+        extra={"service": name, "duration_s": round(time.monotonic() - started, 3)},
+    )
 
 
 def _context(request: Request) -> ServiceContext:

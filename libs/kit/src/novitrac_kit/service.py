@@ -8,7 +8,7 @@ that run it (:mod:`novitrac_kit.process`, :mod:`novitrac_kit.devmode`) load them
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 ENTRY_POINT_GROUP = "novitrac.services"
 
 Lifespan = Callable[["ServiceContext"], AbstractAsyncContextManager[None]]
+Readiness = Callable[["ServiceContext"], Awaitable[bool]]
+"""A readiness check of the service's own: True while it can take more work."""
+Drain = Callable[["ServiceContext"], Awaitable[None]]
+"""What a service does between the first SIGTERM and shutting down (see :attr:`Service.drain`)."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,12 @@ class Service:
         lifespan: extra start-up/shut-down work, given the running :class:`ServiceContext`.
         development_environment: what ``novitrac dev`` must set for it (addresses that move with
             the port offset, development-only secrets).
+        readiness: the service's own readiness checks by name (beside ``bus`` and ``database``),
+            each given the running context; ``/readyz`` answers 503 while one is False.
+        drain: how the service winds down before shutting down, given the running context.
+            Under ``novitrac run``, the first SIGTERM or SIGINT makes ``/readyz`` answer 503 at
+            once (check ``accepting``), awaits this, then shuts down as usual; a second signal
+            shuts down at once. Without it, the first signal shuts down at once.
     """
 
     name: str
@@ -113,6 +123,8 @@ class Service:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     lifespan: Lifespan | None = None
     development_environment: DevelopmentEnvironment | None = None
+    readiness: Mapping[str, Readiness] = field(default_factory=dict)
+    drain: Drain | None = None
 
     def __post_init__(self) -> None:
         if self.handlers.event_types and (self.database is None or self.database.inbox is None):
@@ -145,6 +157,8 @@ __all__ = [
     "Database",
     "DevelopmentEnvironment",
     "DevelopmentSite",
+    "Drain",
+    "Readiness",
     "Service",
     "declare_queues",
     "discover",

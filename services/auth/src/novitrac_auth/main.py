@@ -40,7 +40,13 @@ service = Service(
         outbox=outbox,
         inbox=inbox,
     ),
-    routers=[accounts.router, organizations.router, api_keys.router, internal.router],
+    routers=[
+        accounts.router,
+        organizations.router,
+        api_keys.router,
+        internal.router,
+        internal.platform,
+    ],
     lifespan=lifespan,
     development_environment=development_environment,
 )

@@ -1,4 +1,7 @@
-"""HTTP routes: the organisation's billing API, Stripe's webhook, and the operators' route."""
+"""HTTP routes: the organisation's billing API, Stripe's webhook, and the platform's route.
+
+The ``/internal/billing`` routes answer only callers holding the internal token.
+"""
 
 from __future__ import annotations
 
@@ -29,12 +32,18 @@ from novitrac_billing.schemas import (
     WebhookAck,
 )
 from novitrac_kit.errors import DomainError, Forbidden, Unauthorized, error_response
+from novitrac_kit.internal import INTERNAL, INTERNAL_RESPONSES
 from novitrac_kit.runtime import IdentityDep, SessionDep, WriterDep
 from novitrac_kit.tokens import Identity
 
 router = APIRouter(prefix="/v1/billing", tags=["billing"])
 webhooks = APIRouter(tags=["webhooks"])
-internal = APIRouter(prefix="/internal/billing", tags=["internal"])
+internal = APIRouter(
+    prefix="/internal/billing",
+    tags=["internal"],
+    dependencies=INTERNAL,
+    responses=INTERNAL_RESPONSES,
+)
 
 
 _TOKEN: dict[int | str, dict[str, Any]] = {

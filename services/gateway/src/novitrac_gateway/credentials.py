@@ -91,7 +91,8 @@ class Authenticator:
 
     Args:
         verifier: verifies access tokens against auth's JWKS.
-        http: the client that reaches auth (its base URL set to auth's).
+        http: the client that reaches auth (its base URL set to auth's, sending the internal
+            token: the exchange is one of auth's ``/internal`` routes).
         api_key_ttl: seconds an exchanged API key is remembered (at most 60).
         cache_size: exchanged API keys remembered at most.
         timeout: seconds an exchange with auth may take.
@@ -173,6 +174,10 @@ class Authenticator:
         except httpx.HTTPError as error:
             logger.warning("gateway.api_key.exchange_failed", extra={"error": type(error).__name__})
             raise AuthUnavailable from None
+        if response.status_code == 401 and "www-authenticate" in response.headers:
+            # Auth refused the gateway itself (the internal tokens differ), not the API key.
+            logger.error("gateway.api_key.internal_token_refused")
+            raise AuthUnavailable
         if response.status_code in (400, 401, 403, 404, 422):
             raise Unauthenticated
         if response.status_code != 200:

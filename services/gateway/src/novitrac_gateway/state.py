@@ -20,6 +20,7 @@ from novitrac_gateway.live.resume import ResumeBuffer
 from novitrac_gateway.openapi import OpenApiAggregator
 from novitrac_gateway.ratelimit import Limit, MemoryRateLimiter, RateLimiter
 from novitrac_gateway.upstreams import Upstreams
+from novitrac_kit.internal import InternalAuth
 from novitrac_kit.runtime import ServiceContext
 
 _SWEEP_INTERVAL = 30.0
@@ -76,8 +77,10 @@ async def lifespan(context: ServiceContext) -> AsyncIterator[None]:
         keepalive_expiry=settings.upstream_keepalive_expiry,
     )
     # API keys are exchanged with auth rarely (once a minute per key at most): httpx is fine there.
+    # The exchange is one of auth's /internal routes: every request carries the internal token.
     auth_client = httpx.AsyncClient(
         base_url=settings.auth_url,
+        auth=InternalAuth(settings.internal_token),
         timeout=settings.auth_timeout,
         limits=httpx.Limits(
             max_connections=settings.upstream_max_connections,

@@ -2,7 +2,9 @@
 
 Admission comes first and contacts no provider: the handshake signature, then the stream token in
 ``start.customParameters``, then the agent (it must be synced). Then a key is leased from the
-pool (a full pool ends the call at once), a signed URL is fetched and the conversation opened with
+pool (a full pool ends the call at once); a process that is draining (stopping) or already carries
+``VOICE_MAX_CALLS`` calls refuses the call at once too (``draining``, ``replica_at_capacity``),
+stored like any other ending. Then a signed URL is fetched and the conversation opened with
 the call's variables and overrides. From then on audio passes through untouched both ways (both
 sides speak base64 μ-law 8000 Hz); each agent chunk is followed by a ``mark`` so the bridge knows
 what was played; an ``interruption`` sends ``clear`` at once and drops the rest of the interrupted
@@ -112,6 +114,7 @@ class Bridge:
         self._transfer_number: str | None = None
         self._transferred = False
         self._over = False
+        self._admitted = False
 
     # -- the whole call ----------------------------------------------------------------------
 
@@ -137,7 +140,11 @@ class Bridge:
         except Exception:
             logger.exception("voice.bridge.crashed", extra={"call_sid": self._call_sid})
         finally:
-            await self._finish(ending)
+            try:
+                await self._finish(ending)
+            finally:
+                if self._admitted:
+                    self._runtime.admitted -= 1
 
     async def _admit(self) -> None:
         start = await self._await_start()
@@ -177,10 +184,32 @@ class Bridge:
         answered_by_machine = (grant.answered_by or "").startswith("machine")
         self._voicemail = answered_by_machine and agent.machine_detection == "leave_message"
         self._transfer_number = agent.transfer_number
+        # Decided without awaiting anything between the check and the count: exact under bursts.
+        refused = self._refusal()
+        if refused is not None:
+            logger.warning(
+                "voice.bridge.refused",
+                extra={
+                    "reason": refused,
+                    "call_id": str(grant.call_id),
+                    "call_sid": self._call_sid,
+                },
+            )
+            raise _Ended(refused, failed=True)
         if self._lease is None:
             logger.warning("voice.bridge.no_capacity", extra={"call_id": str(grant.call_id)})
             raise _Ended("voice_capacity_exhausted", failed=True)
+        self._runtime.admitted += 1
+        self._admitted = True
         await self._open_agent(agent, grant, self._lease)
+
+    def _refusal(self) -> str | None:
+        """Why this process takes no new call now (None when it does)."""
+        if self._runtime.draining:
+            return "draining"
+        if self._runtime.admitted >= self._settings.max_calls:
+            return "replica_at_capacity"
+        return None
 
     async def _await_start(self) -> dict[str, Any]:
         try:
@@ -483,7 +512,10 @@ class Bridge:
         # Telephony redirects the call before it answers: the stream may stop mid-request.
         self._transferred = True
         outcome = await request_transfer(
-            self._runtime.telephony, self._settings.telephony_url, self._grant.call_id
+            self._runtime.telephony,
+            self._settings.telephony_url,
+            self._grant.call_id,
+            token=self._settings.internal_token,
         )
         if not outcome.started:
             self._transferred = False

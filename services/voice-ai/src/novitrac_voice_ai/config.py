@@ -61,6 +61,8 @@ class Settings(ServiceSettings):
     provider_timeout: float = Field(10.0, gt=0)
     start_timeout: float = Field(10.0, gt=0)
     bridge_pool_size: int = Field(20, ge=1, le=100)
+    max_calls: int = Field(200, ge=1, le=100_000)
+    drain_timeout: float = Field(900.0, ge=0)
 
     def api_keys(self) -> list[str]:
         """The configured ElevenLabs keys, in order, blanks dropped."""

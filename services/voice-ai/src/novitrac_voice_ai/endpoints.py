@@ -191,9 +191,9 @@ async def media_stream(websocket: WebSocket) -> None:
     runtime = websocket_runtime(websocket)
     task = asyncio.current_task()
     if task is not None:
-        runtime.bridges.add(task)
+        runtime.track(task)
     try:
         await Bridge(runtime, websocket).run()
     finally:
         if task is not None:
-            runtime.bridges.discard(task)
+            runtime.untrack(task)

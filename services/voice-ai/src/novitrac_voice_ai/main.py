@@ -1,6 +1,15 @@
-"""The voice-ai service's definition, found by `novitrac` through its entry point."""
+"""The voice-ai service's definition, found by `novitrac` through its entry point.
+
+Stopping (the first SIGTERM under ``novitrac run``) drains: ``/readyz`` answers 503, new media
+streams are refused (``draining``) and the process waits for its live calls to end, at most
+``VOICE_DRAIN_TIMEOUT`` seconds, before shutting down; calls still live then are cut, stored and
+their leases returned. ``/readyz`` also answers 503 while the process carries ``VOICE_MAX_CALLS``
+calls (check ``capacity``).
+"""
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,6 +27,8 @@ from novitrac_voice_ai.keys import KeyCipher, KeyPool
 from novitrac_voice_ai.provider import ElevenLabs
 from novitrac_voice_ai.reconcile import Reconciler
 from novitrac_voice_ai.sync import AgentSync
+
+logger = logging.getLogger(__name__)
 
 # The sandbox's fixed, public credentials (novitrac_sandbox.config), copied: services may not
 # import the sandbox.
@@ -108,6 +119,25 @@ async def lifespan(context: ServiceContext) -> AsyncIterator[None]:
         runtime.unregister(context)
 
 
+async def drain(context: ServiceContext) -> None:
+    """Refuse new calls and wait until no bridge is live, at most ``VOICE_DRAIN_TIMEOUT``."""
+    voice = runtime.of_context(context)
+    voice.draining = True
+    logger.info(
+        "voice.drain.started",
+        extra={"live": len(voice.bridges), "timeout_s": voice.settings.drain_timeout},
+    )
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(voice.settings.drain_timeout):
+            await voice.idle.wait()
+    logger.info("voice.drain.ended", extra={"still_live": len(voice.bridges)})
+
+
+async def has_capacity(context: ServiceContext) -> bool:
+    """Readiness: False while the process carries ``VOICE_MAX_CALLS`` calls."""
+    return not runtime.of_context(context).at_capacity()
+
+
 service = Service(
     name="voice-ai",
     title="Novitrac voice AI",
@@ -122,4 +152,6 @@ service = Service(
     routers=[router],
     lifespan=lifespan,
     development_environment=development_environment,
+    readiness={"capacity": has_capacity},
+    drain=drain,
 )

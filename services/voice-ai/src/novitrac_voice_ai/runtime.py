@@ -8,6 +8,7 @@ from typing import Annotated
 
 import httpx
 from fastapi import Depends, Request, WebSocket
+from prometheus_client import REGISTRY, Gauge
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from novitrac_kit.bus import EventBus
@@ -32,7 +33,10 @@ class VoiceRuntime:
         telephony: HTTP client for telephony's internal routes.
         sync: the agent sync loop.
         reconciler: the analysis reconciliation loop.
-        bridges: the media bridges running now.
+        bridges: the media bridges running now (every open media stream, admitted or not).
+        admitted: how many of them were admitted and hold a call (:attr:`Settings.max_calls`
+            bounds it).
+        draining: the process is stopping: new streams are refused, live ones carry on.
     """
 
     settings: Settings
@@ -44,6 +48,46 @@ class VoiceRuntime:
     sync: AgentSync
     reconciler: Reconciler
     bridges: set[asyncio.Task[None]] = field(default_factory=set)
+    admitted: int = 0
+    draining: bool = False
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.idle.set()
+
+    def track(self, bridge: asyncio.Task[None]) -> None:
+        """Count a media stream's task as live until :meth:`untrack`."""
+        self.bridges.add(bridge)
+        self.idle.clear()
+        BRIDGES_LIVE.inc()
+
+    def untrack(self, bridge: asyncio.Task[None]) -> None:
+        """The stream's task is over."""
+        if bridge in self.bridges:
+            self.bridges.discard(bridge)
+            BRIDGES_LIVE.dec()
+        if not self.bridges:
+            self.idle.set()
+
+    def at_capacity(self) -> bool:
+        """True while this process carries as many calls as it may."""
+        return len(self.bridges) >= self.settings.max_calls
+
+
+def _gauge(name: str, documentation: str) -> Gauge:
+    try:
+        return Gauge(name, documentation)
+    except ValueError:
+        existing = REGISTRY._names_to_collectors.get(name)
+        if not isinstance(existing, Gauge):
+            raise
+        return existing
+
+
+BRIDGES_LIVE = _gauge(
+    "novitrac_voice_bridges_live",
+    "Media bridges (Twilio media streams) open in this process, admitted or being admitted.",
+)
 
 
 _RUNTIMES: dict[int, VoiceRuntime] = {}

@@ -11,11 +11,17 @@ from novitrac_auth.schemas import (
     ApiKeyExchangeRequest,
     Jwks,
     SigningKeyRotated,
-    errors,
 )
+from novitrac_kit.internal import INTERNAL, INTERNAL_RESPONSES
 from novitrac_kit.runtime import SessionDep
 
 router = APIRouter()
+"""The published signing keys: anyone may read them."""
+
+platform = APIRouter(
+    prefix="/internal", tags=["internal"], dependencies=INTERNAL, responses=INTERNAL_RESPONSES
+)
+"""Routes only the platform's services call, with the internal token."""
 
 JWKS_MAX_AGE = 60
 
@@ -27,11 +33,16 @@ async def jwks(session: SessionDep, settings: SettingsDep, response: Response) -
     return Jwks(keys=await signing.published_keys(session, settings))
 
 
-@router.post(
-    "/internal/api-keys/exchange",
+@platform.post(
+    "/api-keys/exchange",
     response_model=ApiKeyExchange,
-    responses=errors(401),
-    tags=["internal"],
+    responses={
+        401: {
+            **INTERNAL_RESPONSES[401],
+            "description": "Missing or wrong internal token, "
+            "or the API key is unknown, revoked or expired.",
+        }
+    },
 )
 async def exchange_api_key(
     body: ApiKeyExchangeRequest, session: SessionDep, settings: SettingsDep
@@ -40,7 +51,7 @@ async def exchange_api_key(
     return await api_keys.exchange(session, settings, body.key)
 
 
-@router.post("/internal/signing-keys/rotate", response_model=SigningKeyRotated, tags=["internal"])
+@platform.post("/signing-keys/rotate", response_model=SigningKeyRotated)
 async def rotate_signing_key(session: SessionDep, settings: SettingsDep) -> SigningKeyRotated:
     """Make a new signing key active; the previous one verifies until its tokens expire."""
     return SigningKeyRotated(kid=await signing.rotate(session, settings))

@@ -8,12 +8,15 @@ from fastapi import APIRouter, status
 
 from novitrac_contracts.telephony import CallStatus
 from novitrac_kit.db import transaction
+from novitrac_kit.internal import INTERNAL, INTERNAL_RESPONSES
 from novitrac_telephony import calls
 from novitrac_telephony.deps import TelephonyDep
 from novitrac_telephony.endpoints.responses import errors
 from novitrac_telephony.schemas import Accepted
 
-router = APIRouter(prefix="/internal", tags=["internal"])
+router = APIRouter(
+    prefix="/internal", tags=["internal"], dependencies=INTERNAL, responses=INTERNAL_RESPONSES
+)
 
 
 @router.post(
