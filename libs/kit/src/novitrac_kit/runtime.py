@@ -2,7 +2,8 @@
 
 The app's lifespan opens the service's database engine, subscribes its event handlers, runs its
 outbox relay, the purge of its inbox, the event-loop lag sampler and its own lifespan, and serves
-``/healthz``, ``/readyz`` and ``/metrics``. Request handlers get a session in a transaction from :data:`SessionDep`; they never commit themselves.
+``/healthz``, ``/readyz`` and ``/metrics``. Request handlers get a session in a transaction from
+:data:`SessionDep`; they never commit themselves.
 :func:`drain` runs a service's :attr:`~novitrac_kit.service.Service.drain` (``novitrac run`` calls
 it on the first SIGTERM), reporting not ready meanwhile.
 """
