@@ -14,7 +14,14 @@ from collections.abc import Sequence
 from typing import TypeVar
 
 from fastapi import APIRouter, FastAPI, Response
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -46,6 +53,17 @@ def counter(name: str, documentation: str, labels: Sequence[str] = ()) -> Counte
         labels: its label names.
     """
     return _registered(Counter, name, documentation, labelnames=labels)
+
+
+def gauge(name: str, documentation: str, labels: Sequence[str] = ()) -> Gauge:
+    """A gauge in the default registry, or the one already registered under ``name``.
+
+    Args:
+        name: the metric's name.
+        documentation: its help text.
+        labels: its label names.
+    """
+    return _registered(Gauge, name, documentation, labelnames=labels)
 
 
 def histogram(

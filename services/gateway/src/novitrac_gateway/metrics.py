@@ -2,22 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, Gauge
+from novitrac_kit.metrics import counter, gauge
 
-from novitrac_kit.metrics import counter
-
-
-def _gauge(name: str, documentation: str) -> Gauge:
-    try:
-        return Gauge(name, documentation)
-    except ValueError:
-        existing = REGISTRY._names_to_collectors.get(name)
-        if not isinstance(existing, Gauge):
-            raise
-        return existing
-
-
-WEBSOCKETS_OPEN = _gauge(
+WEBSOCKETS_OPEN = gauge(
     "novitrac_gateway_websockets_open", "WebSockets open on this replica, authenticated."
 )
 WEBSOCKET_MESSAGES_SENT = counter(

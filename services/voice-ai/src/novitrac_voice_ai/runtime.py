@@ -8,10 +8,10 @@ from typing import Annotated
 
 import httpx
 from fastapi import Depends, Request, WebSocket
-from prometheus_client import REGISTRY, Gauge
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from novitrac_kit.bus import EventBus
+from novitrac_kit.metrics import gauge
 from novitrac_kit.runtime import ServiceContext
 from novitrac_voice_ai.config import Settings
 from novitrac_voice_ai.keys import KeyPool
@@ -74,17 +74,7 @@ class VoiceRuntime:
         return len(self.bridges) >= self.settings.max_calls
 
 
-def _gauge(name: str, documentation: str) -> Gauge:
-    try:
-        return Gauge(name, documentation)
-    except ValueError:
-        existing = REGISTRY._names_to_collectors.get(name)
-        if not isinstance(existing, Gauge):
-            raise
-        return existing
-
-
-BRIDGES_LIVE = _gauge(
+BRIDGES_LIVE = gauge(
     "novitrac_voice_bridges_live",
     "Media bridges (Twilio media streams) open in this process, admitted or being admitted.",
 )
