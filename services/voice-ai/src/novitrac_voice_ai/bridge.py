@@ -207,7 +207,7 @@ class Bridge:
         """Why this process takes no new call now (None when it does)."""
         if self._runtime.draining:
             return "draining"
-        if self._runtime.admitted >= self._settings.max_calls:
+        if self._runtime.at_capacity():
             return "replica_at_capacity"
         return None
 

@@ -70,8 +70,11 @@ class VoiceRuntime:
             self.idle.set()
 
     def at_capacity(self) -> bool:
-        """True while this process carries as many calls as it may."""
-        return len(self.bridges) >= self.settings.max_calls
+        """True while this process carries as many admitted calls as it may.
+
+        The one capacity rule: admission refuses and readiness fails on the same count.
+        """
+        return self.admitted >= self.settings.max_calls
 
 
 BRIDGES_LIVE = gauge(
