@@ -368,6 +368,22 @@ def latencies(
     return steady, overall, sent, lost, cut
 
 
+def over_time(
+    label: str,
+    departures: dict[str, list[float]],
+    arrivals: dict[str, list[float]],
+    window: tuple[float, float],
+) -> str:
+    """The steady state second by second: each second's p99, to tell spikes from a slow floor."""
+    seconds: dict[int, list[float]] = defaultdict(list)
+    for sid, leaving in departures.items():
+        for left, came in zip(leaving, arrivals.get(sid, []), strict=False):
+            if window[0] <= left <= window[1]:
+                seconds[int(left - window[0])].append((came - left) * 1000)
+    p99s = " ".join(f"{percentile(values, 0.99):.0f}" for _, values in sorted(seconds.items()))
+    return f"  {label}, p99 of each steady second (ms): {p99s}"
+
+
 def unreached(calls: list[dict[str, Any]]) -> str:
     """Why calls never reached the agent, counted: how their stream ended and what it sent."""
     reasons: dict[str, int] = defaultdict(int)
@@ -533,6 +549,8 @@ def report(
     )
     print(describe("agent -> caller, steady state", out_steady))
     print(describe("agent -> caller, whole run", out_all))
+    print(over_time("caller -> agent", sent_by_phone, heard, window))
+    print(over_time("agent -> caller", agent["spoken"], phone["received"], window))
     worst = max(percentile(in_steady, 0.99), percentile(out_steady, 0.99))
     meets = (
         sustained == args.calls
