@@ -399,6 +399,24 @@ def unreached(calls: list[dict[str, Any]]) -> str:
     return "; ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()))
 
 
+def loop_lag(metrics: str) -> str:
+    """voice-ai's own event-loop lag histogram, as the share of samples later than each bound."""
+    buckets: dict[float, float] = {}
+    for line in metrics.splitlines():
+        if line.startswith("novitrac_event_loop_lag_seconds_bucket"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets[float(bound)] = float(line.rsplit(" ", 1)[1])
+    total = buckets.get(float("inf"), 0.0)
+    if not total:
+        return "not exported"
+    shares = (
+        f"{(total - buckets[bound]) / total:.1%} later than {bound * 1000:g} ms"
+        for bound in (0.001, 0.005, 0.01, 0.025, 0.05)
+        if bound in buckets
+    )
+    return f"{int(total)} samples; " + ", ".join(shares)
+
+
 def describe(label: str, values: list[float]) -> str:
     if not values:
         return f"  {label}: no frames"
@@ -470,6 +488,7 @@ async def measure(args: argparse.Namespace, database_url: str) -> None:
                     limits = (
                         await http.get(f"http://{HOST}:{ports['elevenlabs']}/_sandbox/limits")
                     ).json()
+                    lag = loop_lag((await http.get(f"http://{HOST}:{ports['voice']}/metrics")).text)
         finally:
             voice.terminate()
             try:
@@ -487,6 +506,7 @@ async def measure(args: argparse.Namespace, database_url: str) -> None:
         + ", ".join(f"{name} {share:.2f} cores" for name, share in neighbours.items())
         + f"; load average {os.getloadavg()[0]:.1f}"
     )
+    print(f"  voice-ai event loop lag over the run (sampled every 100 ms): {lag}")
 
 
 def report(
