@@ -12,8 +12,6 @@ three days): a copy arriving after that would be handled again.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import logging
 from collections.abc import Sequence
@@ -35,6 +33,8 @@ from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.sql.dml import ReturningInsert
 from sqlalchemy.sql.elements import TextClause
+
+from novitrac_kit.periodic import Periodic
 
 DEFAULT_RETENTION = timedelta(days=30)
 """How long a claim is kept: longer than any sender retries a message."""
@@ -153,38 +153,29 @@ class InboxPurger:
         self._engine = engine
         self._table = table
         self._retention = retention
-        self._interval = interval
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic(
+            self._purge,
+            interval=interval,
+            name=f"inbox-purger:{table.schema}",
+            immediately=True,
+            failure_event="inbox.purge.failed",
+            extra={"schema": table.schema},
+        )
 
     async def start(self) -> None:
         """Start purging."""
-        if self._task is not None:
+        if self._loop.running:
             raise RuntimeError("the purger is already running")
-        self._task = asyncio.create_task(self._run(), name=f"inbox-purger:{self._table.schema}")
+        self._loop.start()
 
     async def stop(self) -> None:
         """Stop purging (a purge in progress is cancelled; what it deleted stays deleted)."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._loop.stop()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                purged = await purge(self._engine, self._table, older_than=self._retention)
-            except Exception as error:
-                logger.warning(
-                    "inbox.purge.failed",
-                    extra={"schema": self._table.schema, "error": repr(error)},
-                )
-            else:
-                if purged:
-                    logger.info(
-                        "inbox.purged", extra={"schema": self._table.schema, "purged": purged}
-                    )
-            await asyncio.sleep(self._interval)
+    async def _purge(self) -> None:
+        purged = await purge(self._engine, self._table, older_than=self._retention)
+        if purged:
+            logger.info("inbox.purged", extra={"schema": self._table.schema, "purged": purged})
 
 
 __all__ = ["DEFAULT_RETENTION", "InboxPurger", "claim", "claim_many", "inbox_table", "purge"]

@@ -10,10 +10,10 @@ it), and :attr:`LoopLag.recent` gives the recent worst to code that wants to act
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 
 from novitrac_kit.metrics import histogram
+from novitrac_kit.periodic import Periodic
 
 EVENT_LOOP_LAG = histogram(
     "novitrac_event_loop_lag_seconds",
@@ -34,9 +34,8 @@ class LoopLag:
 
     def __init__(self, service: str, *, interval: float = 0.1, window: float = 2.0) -> None:
         self._series = EVENT_LOOP_LAG.labels(service)
-        self._interval = interval
         self._samples: deque[float] = deque(maxlen=max(1, round(window / interval)))
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic(self._sample, interval=interval, name="event-loop-lag")
 
     @property
     def recent(self) -> float:
@@ -45,25 +44,18 @@ class LoopLag:
 
     def start(self) -> None:
         """Start sampling on the running loop."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="event-loop-lag")
+        if not self._loop.running:
+            self._loop.start()
 
     async def stop(self) -> None:
         """Stop sampling."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._loop.stop()
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            due = loop.time() + self._interval
-            await asyncio.sleep(self._interval)
-            lag = max(0.0, loop.time() - due)
-            self._samples.append(lag)
-            self._series.observe(lag)
+    async def _sample(self) -> None:
+        # Run straight from the wake-up, with no await between: how late it comes is the lag.
+        lag = max(0.0, asyncio.get_running_loop().time() - self._loop.due)
+        self._samples.append(lag)
+        self._series.observe(lag)
 
 
 __all__ = ["EVENT_LOOP_LAG", "LoopLag"]

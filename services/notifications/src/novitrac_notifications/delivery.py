@@ -24,6 +24,7 @@ from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from novitrac_kit.dsn import asyncpg_url
+from novitrac_kit.periodic import Periodic
 from novitrac_notifications import templates
 from novitrac_notifications.db import email_deliveries
 from novitrac_notifications.emails import EMAIL_CHANNEL
@@ -103,16 +104,22 @@ class DeliveryWorker:
         self._backoff = backoff or Backoff()
         self._batch_size = batch_size
         self._poll_interval = poll_interval
-        self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._failures = 0
+        self._loop = Periodic(
+            self._deliver,
+            interval=poll_interval,
+            name="email-delivery",
+            immediately=True,
+        )
+        self._listener: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Run in a background task until :meth:`stop`."""
-        if self._task is not None:
+        if self._loop.running:
             raise RuntimeError("the delivery worker is already running")
-        self._stopping.clear()
-        self._task = asyncio.create_task(self.run(), name="email-delivery")
+        self._failures = 0
+        self._loop.start()
+        self._listener = asyncio.create_task(self._listen(), name="email-delivery-listener")
 
     async def stop(self, *, grace: float = 10.0) -> None:
         """Finish the batch in progress (cancel it after ``grace`` seconds) and stop.
@@ -120,42 +127,29 @@ class DeliveryWorker:
         A cancelled batch's transaction rolls back: its emails stay ``pending`` and are sent
         again by the next worker.
         """
-        self._stopping.set()
-        self._wake.set()
-        task, self._task = self._task, None
-        if task is None:
-            return
-        done, _ = await asyncio.wait({task}, timeout=grace)
-        if not done:
-            task.cancel()
-            await asyncio.wait({task})
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("notifications.delivery.crashed", exc_info=task.exception())
-
-    async def run(self) -> None:
-        """Deliver in the current task until :meth:`stop` or cancellation."""
-        listener = asyncio.create_task(self._listen(), name="email-delivery-listener")
-        failures = 0
-        try:
-            while not self._stopping.is_set():
-                self._wake.clear()
-                try:
-                    attempted = await self.deliver_due()
-                    wait = 0.0 if attempted >= self._batch_size else await self._idle_time()
-                    failures = 0
-                except Exception as error:
-                    failures += 1
-                    wait = min(30.0, 0.5 * 2 ** (failures - 1))
-                    logger.warning(
-                        "notifications.delivery.backoff",
-                        extra={"delay": wait, "error": repr(error)},
-                    )
-                if wait > 0:
-                    with suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), wait)
-        finally:
+        listener, self._listener = self._listener, None
+        await self._loop.stop(grace)
+        if listener is not None:
             listener.cancel()
             await asyncio.wait({listener})
+
+    async def _deliver(self) -> float:
+        """Send a batch; the seconds until the next (none when the batch was full).
+
+        A failure is retried after a wait that doubles as failures repeat, up to 30 s.
+        """
+        try:
+            attempted = await self.deliver_due()
+            wait = 0.0 if attempted >= self._batch_size else await self._idle_time()
+        except Exception as error:
+            self._failures += 1
+            wait = min(30.0, 0.5 * 2.0 ** (self._failures - 1))
+            logger.warning(
+                "notifications.delivery.backoff", extra={"delay": wait, "error": repr(error)}
+            )
+            return wait
+        self._failures = 0
+        return wait
 
     async def deliver_due(self) -> int:
         """Claim up to ``batch_size`` due deliveries, send them and record the outcomes.
@@ -270,8 +264,8 @@ class DeliveryWorker:
             try:
                 lost = asyncio.Event()
                 connection.add_termination_listener(lambda _, lost=lost: lost.set())
-                await connection.add_listener(EMAIL_CHANNEL, lambda *_: self._wake.set())
-                self._wake.set()
+                await connection.add_listener(EMAIL_CHANNEL, lambda *_: self._loop.poke())
+                self._loop.poke()
                 while not lost.is_set():
                     with suppress(TimeoutError):
                         await asyncio.wait_for(lost.wait(), LISTEN_KEEPALIVE)

@@ -515,7 +515,6 @@ class Bridge:
             self._runtime.telephony,
             self._settings.telephony_url,
             self._grant.call_id,
-            token=self._settings.internal_token,
         )
         if not outcome.started:
             self._transferred = False

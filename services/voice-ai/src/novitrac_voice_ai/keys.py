@@ -11,7 +11,6 @@ process's slots lapse on their own.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import os
@@ -27,6 +26,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from novitrac_kit.periodic import Periodic
 from novitrac_voice_ai.db import elevenlabs_keys, key_slots
 
 logger = logging.getLogger(__name__)
@@ -96,7 +96,12 @@ class KeyPool:
         self._ttl_seconds = ttl
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._opened: dict[uuid.UUID, str] = {}
-        self._heartbeat: asyncio.Task[None] | None = None
+        self._heartbeat = Periodic(
+            self._beat,
+            interval=max(ttl / 3, 0.05),
+            name="voice-key-heartbeat",
+            failure_event="voice.lease.heartbeat_failed",
+        )
 
     async def seed(self, api_keys: list[str], *, max_concurrency: int) -> None:
         """Add the configured keys and their slots (idempotent; a changed limit is applied)."""
@@ -198,24 +203,14 @@ class KeyPool:
 
     async def start(self) -> None:
         """Start the heartbeat that keeps this process's leases alive."""
-        self._heartbeat = asyncio.create_task(self._beat(), name="voice-key-heartbeat")
+        self._heartbeat.start()
 
     async def stop(self) -> None:
         """Stop the heartbeat (leases still held then lapse after the TTL)."""
-        task, self._heartbeat = self._heartbeat, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._heartbeat.stop()
 
     async def _beat(self) -> None:
-        interval = max(self._ttl_seconds / 3, 0.05)
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.renew()
-            except Exception as error:
-                logger.warning("voice.lease.heartbeat_failed", extra={"error": repr(error)})
+        await self.renew()  # not the step itself: its count would be taken for the next wait
 
 
 _ADD_SLOTS = text(

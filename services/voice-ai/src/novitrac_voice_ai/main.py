@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 
 from novitrac_kit import db
+from novitrac_kit.internal import InternalAuth
 from novitrac_kit.runtime import ServiceContext
 from novitrac_kit.service import Database, DevelopmentSite, Service
 from novitrac_voice_ai import runtime
@@ -74,7 +75,10 @@ async def lifespan(context: ServiceContext) -> AsyncIterator[None]:
         ttl=settings.lease_ttl,
     )
     await pool.seed(settings.api_keys(), max_concurrency=settings.elevenlabs_key_concurrency)
-    telephony = httpx.AsyncClient(timeout=settings.provider_timeout)
+    # Telephony's routes for voice-ai are /internal ones: every request carries the token.
+    telephony = httpx.AsyncClient(
+        timeout=settings.provider_timeout, auth=InternalAuth(settings.internal_token)
+    )
     voice = runtime.VoiceRuntime(
         settings=settings,
         sessions=db.create_session_factory(bridge_engine),

@@ -10,8 +10,6 @@ One still not finished is tried again later, the wait doubling, up to ``RECONCIL
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -19,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from novitrac_kit.db import transaction
+from novitrac_kit.periodic import Periodic
 from novitrac_voice_ai.conversations import end_abandoned, store_analysis
 from novitrac_voice_ai.db import conversations
 from novitrac_voice_ai.keys import KeyPool
@@ -55,33 +54,26 @@ class Reconciler:
         self._provider = provider
         self._pool = pool
         self._after = max(after, 1.0)
-        self._interval = interval
         self._lease_ttl = lease_ttl
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic(
+            self._sweep_all,
+            interval=interval,
+            name="voice-reconciler",
+            failure_event="voice.reconcile.sweep_failed",
+        )
 
     async def start(self) -> None:
         """Sweep in the background."""
-        self._task = asyncio.create_task(self._run(), name="voice-reconciler")
+        self._loop.start()
 
     async def stop(self) -> None:
         """Stop sweeping."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._loop.stop()
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                async with transaction(self._sessions) as session:
-                    await end_abandoned(
-                        session, lease_ttl=self._lease_ttl, reconcile_after=self._after
-                    )
-                await self.sweep()
-            except Exception as error:
-                logger.warning("voice.reconcile.sweep_failed", extra={"error": repr(error)})
+    async def _sweep_all(self) -> None:
+        async with transaction(self._sessions) as session:
+            await end_abandoned(session, lease_ttl=self._lease_ttl, reconcile_after=self._after)
+        await self.sweep()
 
     async def sweep(self, limit: int = 20) -> int:
         """Try every due conversation once; returns how many were completed."""

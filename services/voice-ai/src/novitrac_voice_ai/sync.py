@@ -9,8 +9,6 @@ revision and announces the agent again, so telephony learns when an agent become
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from novitrac_contracts.voice import AgentSyncStatus
 from novitrac_kit.db import transaction
+from novitrac_kit.periodic import Periodic
 from novitrac_voice_ai.agents import emit_updated, provider_definition
 from novitrac_voice_ai.db import agents
 from novitrac_voice_ai.keys import KeyPool
@@ -56,36 +55,34 @@ class AgentSync:
         self._initial = initial_backoff
         self._max = max_backoff
         self._interval = interval
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic(
+            self._sync_due,
+            interval=interval,
+            name="voice-agent-sync",
+            immediately=True,
+            failure_event="voice.agent_sync.sweep_failed",
+        )
 
     def wake(self) -> None:
         """Look for due agents now (called after a change commits)."""
-        self._wake.set()
+        self._loop.poke()
 
     async def start(self) -> None:
         """Run the loop in the background."""
-        self._task = asyncio.create_task(self._run(), name="voice-agent-sync")
+        self._loop.start()
 
     async def stop(self) -> None:
         """Stop the loop (an agent being pushed is pushed again later)."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._loop.stop()
 
-    async def _run(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                while await self.sync_one():
-                    pass
-            except Exception as error:
-                logger.warning("voice.agent_sync.sweep_failed", extra={"error": repr(error)})
-            wait = await self._next_wait()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+    async def _sync_due(self) -> float:
+        """Push every due agent; the seconds until the next one is due (at most the interval).
+
+        A failure is logged by the loop, which tries again after the interval (or a wake).
+        """
+        while await self.sync_one():
+            pass
+        return await self._next_wait()
 
     async def _next_wait(self) -> float:
         try:

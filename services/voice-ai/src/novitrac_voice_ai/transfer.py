@@ -7,9 +7,6 @@ import uuid
 from dataclasses import dataclass
 
 import httpx
-from pydantic import SecretStr
-
-from novitrac_kit.internal import internal_headers
 
 logger = logging.getLogger(__name__)
 
@@ -29,21 +26,19 @@ async def request_transfer(
     http: httpx.AsyncClient,
     telephony_url: str,
     call_id: uuid.UUID,
-    *,
-    token: SecretStr | str,
 ) -> TransferOutcome:
     """``POST {telephony}/internal/calls/{call_id}/transfer``: 202 started, 409 no number.
 
     Args:
-        http: the client that reaches telephony.
+        http: the client that reaches telephony, carrying the internal token
+            (``auth=InternalAuth(settings.internal_token)``, as the service's client does): the
+            route is one of telephony's ``/internal`` routes, refused (401) without it.
         telephony_url: telephony's base URL.
         call_id: the call to transfer.
-        token: the internal token (``settings.internal_token``): the route is one of
-            telephony's ``/internal`` routes, refused (401) without it.
     """
     url = f"{telephony_url.rstrip('/')}/internal/calls/{call_id}/transfer"
     try:
-        response = await http.post(url, headers=internal_headers(token))
+        response = await http.post(url)
     except httpx.HTTPError as error:
         logger.warning("voice.transfer.failed", extra={"error": repr(error)})
         return TransferOutcome("The transfer could not be started; apologise and carry on.", False)
