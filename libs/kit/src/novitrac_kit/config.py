@@ -77,6 +77,9 @@ class ServiceSettings(BaseSettings):
         auth_jwks_url: where auth publishes its signing keys (``NOVITRAC_AUTH_JWKS_URL``).
         jwt_issuer: the ``iss`` access tokens must carry (``NOVITRAC_JWT_ISSUER``).
         jwt_audience: the ``aud`` access tokens must carry (``NOVITRAC_JWT_AUDIENCE``).
+        ready_max_loop_lag: seconds of event-loop lag above which ``/readyz`` answers 503
+            (check ``event_loop``): the replica is short of CPU and new work should go elsewhere
+            (``NOVITRAC_READY_MAX_LOOP_LAG``); None (the default) leaves lag out of readiness.
         internal_token: the secret every service shares to call another's ``/internal/...``
             routes (``NOVITRAC_INTERNAL_TOKEN``), required, at least 32 characters: callers send
             it as ``Authorization: Bearer <token>`` (see :mod:`novitrac_kit.internal`).
@@ -104,6 +107,9 @@ class ServiceSettings(BaseSettings):
     auth_jwks_url: str = Field(DEFAULT_AUTH_JWKS_URL, validation_alias="NOVITRAC_AUTH_JWKS_URL")
     jwt_issuer: str = Field(DEFAULT_JWT_ISSUER, validation_alias="NOVITRAC_JWT_ISSUER")
     jwt_audience: str = Field(DEFAULT_JWT_AUDIENCE, validation_alias="NOVITRAC_JWT_AUDIENCE")
+    ready_max_loop_lag: float | None = Field(
+        None, gt=0, validation_alias="NOVITRAC_READY_MAX_LOOP_LAG"
+    )
     internal_token: SecretStr = Field(validation_alias="NOVITRAC_INTERNAL_TOKEN")
 
     @field_validator("log_level", mode="before")

@@ -2,8 +2,9 @@
 
 The app's lifespan opens the service's database engine, subscribes its event handlers, runs its
 outbox relay, the purge of its inbox, the event-loop lag sampler and its own lifespan, and serves
-``/healthz``, ``/readyz`` and ``/metrics``. Request handlers get a session in a transaction from
-:data:`SessionDep`; they never commit themselves.
+``/healthz``, ``/readyz`` (not ready as well while the loop lags more than
+``NOVITRAC_READY_MAX_LOOP_LAG``, when that is set) and ``/metrics``. Request handlers get a
+session in a transaction from :data:`SessionDep`; they never commit themselves.
 :func:`drain` runs a service's :attr:`~novitrac_kit.service.Service.drain` (``novitrac run`` calls
 it on the first SIGTERM), reporting not ready meanwhile.
 """
@@ -90,7 +91,7 @@ def create_app(
                 settings.auth_jwks_url, issuer=settings.jwt_issuer, audience=settings.jwt_audience
             )
             stack.push_async_callback(verifier.aclose)
-            loop_lag = LoopLag(service.name)
+            loop_lag = app.state.loop_lag = LoopLag(service.name)
             loop_lag.start()
             stack.push_async_callback(loop_lag.stop)
             context = ServiceContext(service, settings, bus, engine, sessions, verifier)
@@ -137,6 +138,8 @@ def create_app(
             return not app.state.draining
 
         checks["accepting"] = accepting
+    if settings.ready_max_loop_lag is not None:
+        checks["event_loop"] = _responsive(app, service.name, settings.ready_max_loop_lag)
     for name, check in service.readiness.items():
         checks[name] = _bound(app, check)
     app.include_router(health_router(checks))
@@ -149,6 +152,23 @@ def create_app(
     instrument_metrics(app, service=service.name)
     instrument_app(app, service=service.name)
     return app
+
+
+def _responsive(app: FastAPI, service: str, limit: float) -> Check:
+    """Ready while the loop's recent worst lag stays within ``limit`` seconds."""
+
+    async def run() -> bool:
+        loop_lag: LoopLag | None = getattr(app.state, "loop_lag", None)
+        lag = 0.0 if loop_lag is None else loop_lag.recent
+        if lag <= limit:
+            return True
+        logger.warning(
+            "service.overloaded",
+            extra={"service": service, "loop_lag_s": round(lag, 3), "limit_s": limit},
+        )
+        return False
+
+    return run
 
 
 def _bound(app: FastAPI, check: Readiness) -> Check:
