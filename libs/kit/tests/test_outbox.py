@@ -3,13 +3,16 @@
 What is shown: an event is published if and only if its transaction commits; published once and
 marked; a relay that dies between the broker's confirmation and its own commit publishes again and
 the consumer's inbox absorbs the duplicate; two relays over one table publish each event once; a
-failing bus leaves events waiting, with the error recorded, until it recovers.
+failing bus leaves events waiting, with the error recorded, until it recovers, and parks none of
+them however long it fails; events the broker refuses are parked after ``max_refusals`` and the
+ones behind them keep flowing; a released event is published.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import signal
 import sys
 from collections import Counter
@@ -17,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
@@ -44,7 +47,7 @@ from novitrac_kit.bus import (
 )
 from novitrac_kit.dsn import asyncpg_url
 from novitrac_kit.handlers import EventHandlers, HandlerContext
-from novitrac_kit.outbox import OutboxRelay
+from novitrac_kit.outbox import OutboxRelay, StoredEvent, StoredEventPublisher
 from novitrac_kit.testing.waiting import eventually
 
 pytestmark = pytest.mark.postgres
@@ -61,6 +64,17 @@ class ThingHappened(Event):
 
 def thing(n: int = 0) -> Envelope:
     return Envelope.wrap(ThingHappened(n=n), producer="kittest")
+
+
+class ThingRefused(Event):
+    """Emitted when a test thing happens that the broker will refuse."""
+
+    event_type: ClassVar[str] = "kittest.refused.v1"
+    n: int
+
+
+def refused_thing(n: int = 0) -> Envelope:
+    return Envelope.wrap(ThingRefused(n=n), producer="kittest")
 
 
 class Schema:
@@ -124,7 +138,7 @@ async def delete_from_broker(amqp_url: str, unique_name: str) -> None:
     connection = await aio_pika.connect(amqp_url)
     async with connection:
         channel = await connection.channel()
-        for queue in ("audit", "consumer"):
+        for queue in ("audit", "consumer", "full"):
             await channel.queue_delete(f"{unique_name}.{queue}")
             await channel.queue_delete(f"{unique_name}.{queue}.dlq")
         for exchange in ("events", "live", "dlx"):
@@ -281,17 +295,33 @@ async def drain(bus: EventBus, received: Received) -> None:
 
 
 class TestOutboxTable:
-    async def test_pending_index(self, engine: AsyncEngine, schema: Schema) -> None:
+    async def test_pending_and_parked_indexes(self, engine: AsyncEngine, schema: Schema) -> None:
         async with engine.connect() as connection:
-            definition = await connection.scalar(
+            result = await connection.execute(
                 text(
-                    "SELECT indexdef FROM pg_indexes WHERE schemaname = :s AND tablename = 'outbox'"
-                    " AND indexname = 'ix_outbox_unpublished'"
+                    "SELECT indexname, indexdef FROM pg_indexes"
+                    " WHERE schemaname = :s AND tablename = 'outbox'"
                 ),
                 {"s": schema.name},
             )
-        assert definition is not None
-        assert "(created_at) WHERE (published_at IS NULL)" in definition
+            definitions: dict[str, str] = {str(name): str(sql) for name, sql in result}
+        pending, parked = definitions["ix_outbox_pending"], definitions["ix_outbox_parked"]
+        assert "(created_at) WHERE ((published_at IS NULL) AND (parked_at IS NULL))" in pending
+        assert "(created_at) WHERE (parked_at IS NOT NULL)" in parked
+        assert "ix_outbox_unpublished" not in definitions
+
+    async def test_the_claim_can_use_the_pending_index(
+        self, engine: AsyncEngine, schema: Schema
+    ) -> None:
+        claim = outbox._statements(schema.outbox).claim
+        async with engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            driver: asyncpg.Connection = raw.driver_connection
+            async with driver.transaction():
+                # A handful of rows: the planner would scan them whatever the indexes.
+                await driver.execute("SET LOCAL enable_seqscan = off")
+                plan = "\n".join(row[0] for row in await driver.fetch(f"EXPLAIN {claim}", 500))
+        assert "ix_outbox_pending" in plan
 
 
 class TestAdd:
@@ -565,6 +595,7 @@ class TestRelay:
         row = (await rows(sessions, schema))[poison.id]
         assert (row.published_at, row.last_error) == (None, "broker unavailable")
         assert row.attempts >= 1
+        assert (row.refusals, row.parked_at) == (0, None)
 
     async def test_two_relays_publish_each_event_once(
         self,
@@ -588,6 +619,308 @@ class TestRelay:
         assert {row.attempts for row in (await rows(sessions, schema)).values()} == {1}
 
 
+# --- events the broker refuses, parked; outages, not ---------------------------------------------
+
+
+class Refusing:
+    """Writes events the broker refuses, every time, until :meth:`lift`.
+
+    On RabbitMQ, a real negative confirmation: a queue that rejects publishes when full, and is
+    always full, is bound to their type. In process, where nothing rejects a publish, the stored
+    body is not an envelope, which the relay's generic path refuses to publish.
+    """
+
+    def __init__(
+        self,
+        transport: str,
+        sessions: async_sessionmaker[AsyncSession],
+        schema: Schema,
+        amqp_url: str,
+        unique_name: str,
+    ) -> None:
+        self.transport = transport
+        self.sessions = sessions
+        self.schema = schema
+        self.amqp_url = amqp_url
+        self.queue = f"{unique_name}.full"
+        self.exchange = f"{unique_name}.events"
+        self.written: list[Envelope] = []
+
+    async def start(self) -> None:
+        if self.transport == "rabbitmq":
+            import aio_pika
+
+            connection = await aio_pika.connect(self.amqp_url)
+            async with connection:
+                channel = await connection.channel()
+                queue = await channel.declare_queue(
+                    self.queue, arguments={"x-overflow": "reject-publish", "x-max-length": 0}
+                )
+                await queue.bind(self.exchange, routing_key="kittest.refused.#")
+
+    async def write(self, count: int) -> list[UUID]:
+        envelopes = [refused_thing(n) for n in range(count)]
+        self.written += envelopes
+        if self.transport == "rabbitmq":
+            await write(self.sessions, self.schema, *envelopes)
+        else:
+            async with db.transaction(self.sessions) as session:
+                for envelope in envelopes:
+                    await session.execute(
+                        insert(self.schema.outbox).values(
+                            id=envelope.id, type=envelope.type, envelope={"unreadable": True}
+                        )
+                    )
+        return [envelope.id for envelope in envelopes]
+
+    async def lift(self) -> None:
+        """The operator's fix: the full queue goes, or the stored bodies are repaired."""
+        if self.transport == "rabbitmq":
+            import aio_pika
+
+            connection = await aio_pika.connect(self.amqp_url)
+            async with connection:
+                channel = await connection.channel()
+                await channel.queue_delete(self.queue)
+            return
+        table = self.schema.outbox
+        async with db.transaction(self.sessions) as session:
+            for envelope in self.written:
+                await session.execute(
+                    update(table)
+                    .where(table.c.id == envelope.id)
+                    .values(envelope=envelope.model_dump(mode="json"))
+                )
+
+
+@pytest.fixture
+async def refusing(
+    transport: str,
+    bus: EventBus,
+    request: pytest.FixtureRequest,
+    sessions: async_sessionmaker[AsyncSession],
+    schema: Schema,
+    unique_name: str,
+) -> Refusing:
+    amqp_url = request.getfixturevalue("amqp_url") if transport == "rabbitmq" else ""
+    refusing = Refusing(transport, sessions, schema, amqp_url, unique_name)
+    await refusing.start()
+    return refusing
+
+
+def parked_total(schema: Schema) -> float:
+    return REGISTRY.get_sample_value("novitrac_outbox_parked_total", {"schema": schema.name}) or 0
+
+
+def parked_now(schema: Schema) -> float | None:
+    return REGISTRY.get_sample_value("novitrac_outbox_parked_events", {"schema": schema.name})
+
+
+class TestParking:
+    async def test_refused_events_are_parked_and_those_behind_them_keep_flowing(
+        self,
+        bus: EventBus,
+        received: Received,
+        refusing: Refusing,
+        relays: Callable[..., Awaitable[OutboxRelay]],
+        sessions: async_sessionmaker[AsyncSession],
+        schema: Schema,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        caplog.set_level(logging.ERROR, logger="novitrac_kit.outbox")
+        await relays(bus, batch_size=3, max_refusals=2)
+        refused = await refusing.write(5)
+        others = [thing(n) for n in range(4)]
+        await write(sessions, schema, *others)
+
+        async def others_published() -> bool:
+            table = await rows(sessions, schema)
+            return all(table[e.id].published_at is not None for e in others)
+
+        async def refused_parked() -> bool:
+            table = await rows(sessions, schema)
+            return all(table[event_id].parked_at is not None for event_id in refused)
+
+        await eventually(others_published)
+        await eventually(refused_parked)
+        await drain(bus, received)
+        assert {e.id for e in others} <= set(received.ids)
+        table = await rows(sessions, schema)
+        for event_id in refused:
+            row = table[event_id]
+            assert (row.published_at, row.refusals) == (None, 2)
+            assert row.last_error
+        assert parked_total(schema) == 5
+        logged = [r for r in caplog.records if r.getMessage() == "outbox.event.parked"]
+        assert sorted(str(r.__dict__["event_id"]) for r in logged) == sorted(map(str, refused))
+        assert {r.__dict__["event_type"] for r in logged} == {ThingRefused.event_type}
+        assert {r.__dict__["schema"] for r in logged} == {schema.name}
+
+    async def test_an_outage_parks_nothing_however_long_it_lasts(
+        self,
+        transport: str,
+        bus: EventBus,
+        received: Received,
+        relays: Callable[..., Awaitable[OutboxRelay]],
+        request: pytest.FixtureRequest,
+        sessions: async_sessionmaker[AsyncSession],
+        schema: Schema,
+        unique_name: str,
+    ) -> None:
+        relay_bus = second_connection(transport, bus, request, unique_name)
+        await relay_bus.start()
+        await relay_bus.close()
+        try:
+            await relays(relay_bus, max_refusals=2)
+            envelopes = [thing(n) for n in range(5)]
+            await write(sessions, schema, *envelopes)
+
+            async def retried_well_past_max_refusals() -> bool:
+                return all(row.attempts >= 6 for row in (await rows(sessions, schema)).values())
+
+            await eventually(retried_well_past_max_refusals)
+            for row in (await rows(sessions, schema)).values():
+                assert (row.published_at, row.parked_at, row.refusals) == (None, None, 0)
+                assert row.last_error == "the bus is closed"
+            assert parked_total(schema) == 0
+
+            await relay_bus.start()
+
+            await eventually(lambda: all_published(sessions, schema))
+        finally:
+            await relay_bus.close()
+        await drain(bus, received)
+        assert sorted(received.ids) == sorted(e.id for e in envelopes)
+
+    async def test_a_released_event_is_published(
+        self,
+        bus: EventBus,
+        received: Received,
+        refusing: Refusing,
+        relays: Callable[..., Awaitable[OutboxRelay]],
+        engine: AsyncEngine,
+        sessions: async_sessionmaker[AsyncSession],
+        schema: Schema,
+    ) -> None:
+        await relays(bus, max_refusals=1, parked_count_interval=0.05)
+        [refused] = await refusing.write(1)
+
+        async def parked() -> bool:
+            return bool((await rows(sessions, schema))[refused].parked_at is not None)
+
+        async def counted_parked() -> bool:
+            return parked_now(schema) == 1
+
+        await eventually(parked)
+        await eventually(counted_parked)
+        [parked_event] = await outbox.parked_events(engine, schema.outbox)
+        assert (parked_event.id, parked_event.type, parked_event.refusals) == (
+            refused,
+            ThingRefused.event_type,
+            1,
+        )
+        assert parked_event.last_error
+
+        await refusing.lift()
+        assert await outbox.release_parked(engine, schema.outbox) == [refused]
+
+        async def published() -> bool:
+            return bool((await rows(sessions, schema))[refused].published_at is not None)
+
+        async def counted_none() -> bool:
+            return parked_now(schema) == 0
+
+        await eventually(published)
+        await eventually(counted_none)
+        await drain(bus, received)
+        assert refused in received.ids
+        row = (await rows(sessions, schema))[refused]
+        assert (row.parked_at, row.refusals) == (None, 0)
+        assert await outbox.parked_events(engine, schema.outbox) == []
+
+    async def test_releasing_some_leaves_the_others_parked(
+        self,
+        bus: EventBus,
+        refusing: Refusing,
+        relays: Callable[..., Awaitable[OutboxRelay]],
+        engine: AsyncEngine,
+        sessions: async_sessionmaker[AsyncSession],
+        schema: Schema,
+    ) -> None:
+        relay = await relays(bus, max_refusals=1)
+        first, second = await refusing.write(2)
+
+        async def both_parked() -> bool:
+            return len(await outbox.parked_events(engine, schema.outbox)) == 2
+
+        await eventually(both_parked)
+        await relay.stop()
+
+        assert await outbox.release_parked(engine, schema.outbox, [first, uuid4()]) == [first]
+
+        table = await rows(sessions, schema)
+        assert (table[first].parked_at, table[first].refusals) == (None, 0)
+        assert table[second].parked_at is not None
+        assert [e.id for e in await outbox.parked_events(engine, schema.outbox)] == [second]
+
+
+def second_connection(
+    transport: str, bus: EventBus, request: pytest.FixtureRequest, unique_name: str
+) -> EventBus:
+    """Another connection to the broker ``bus`` is connected to."""
+    if transport == "memory":
+        from novitrac_kit.bus.memory import InProcessBus
+
+        assert isinstance(bus, InProcessBus)
+        return InProcessBus(bus.broker)
+    return make_bus(transport, request.getfixturevalue("amqp_url"), unique_name)
+
+
+def stored(envelope: Envelope) -> StoredEvent:
+    return StoredEvent(
+        id=envelope.id,
+        type=envelope.type,
+        producer=envelope.producer,
+        correlation_id=None,
+        org_id=None,
+        body=envelope.to_json(),
+        headers={},
+    )
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.parametrize("transport", ["rabbitmq"], indirect=True)
+class TestRabbitRefusals:
+    async def test_a_nack_is_a_refusal_of_that_event_only(
+        self, bus: EventBus, refusing: Refusing
+    ) -> None:
+        accepted, nacked = thing(1), refused_thing(2)
+        assert isinstance(bus, StoredEventPublisher)
+
+        failures = await bus.publish_stored([stored(accepted), stored(nacked)])
+
+        assert failures[0] is None
+        assert failures[1] is not None
+        assert failures[1].refused
+        assert "Nack" in str(failures[1])
+        with pytest.raises(PublishFailed) as raised:
+            await bus.publish(nacked)
+        assert raised.value.refused
+
+    async def test_a_closed_bus_is_an_outage(self, bus: EventBus, refusing: Refusing) -> None:
+        assert isinstance(bus, StoredEventPublisher)
+        await bus.close()
+        try:
+            [failure] = await bus.publish_stored([stored(thing())])
+            assert failure is not None
+            assert not failure.refused
+            with pytest.raises(PublishFailed) as raised:
+                await bus.publish(thing())
+            assert not raised.value.refused
+        finally:
+            await bus.start()
+
+
 class TestPurge:
     async def test_old_published_events_only(
         self,
@@ -595,8 +928,8 @@ class TestPurge:
         sessions: async_sessionmaker[AsyncSession],
         schema: Schema,
     ) -> None:
-        old, recent, pending = thing(1), thing(2), thing(3)
-        await write(sessions, schema, old, recent, pending)
+        old, recent, pending, parked = thing(1), thing(2), thing(3), thing(4)
+        await write(sessions, schema, old, recent, pending, parked)
         table = schema.outbox
         async with db.transaction(sessions) as session:
             for envelope, age in ((old, timedelta(days=8)), (recent, timedelta(hours=1))):
@@ -607,14 +940,19 @@ class TestPurge:
                 )
             await session.execute(
                 update(table)
-                .where(table.c.id == pending.id)
+                .where(table.c.id.in_([pending.id, parked.id]))
                 .values(created_at=func.now() - timedelta(days=30))
+            )
+            await session.execute(
+                update(table)
+                .where(table.c.id == parked.id)
+                .values(parked_at=func.now() - timedelta(days=29), refusals=5)
             )
         relay = OutboxRelay(engine, table, make_bus("memory", "", ""), retention=timedelta(days=7))
 
         assert await relay.purge() == 1
 
-        assert set(await rows(sessions, schema)) == {recent.id, pending.id}
+        assert set(await rows(sessions, schema)) == {recent.id, pending.id, parked.id}
 
 
 # --- a relay that dies between the broker's confirmation and its own commit ---------------------

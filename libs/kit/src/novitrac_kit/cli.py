@@ -6,12 +6,20 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from novitrac_kit.config import SettingsError
 from novitrac_kit.service import Service, discover
 from novitrac_kit.serving import ServingError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Table
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+T = TypeVar("T")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,6 +81,32 @@ def _parser() -> argparse.ArgumentParser:
     revision.add_argument("-m", "--message", required=True)
     revision.add_argument("--database-url", default=None, help="default: NOVITRAC_DATABASE_URL")
     revision.set_defaults(command=_revision)
+
+    outbox = commands.add_parser(
+        "outbox", help="events a service's outbox relay parked after the broker refused them"
+    )
+    outbox_actions = outbox.add_subparsers(required=True, metavar="ACTION")
+    parked = outbox_actions.add_parser(
+        "parked", help="list a service's parked events (id, type, created, refusals, last error)"
+    )
+    parked.add_argument("service")
+    parked.add_argument("--database-url", default=None, help="default: NOVITRAC_DATABASE_URL")
+    parked.set_defaults(command=_outbox_parked)
+    retry = outbox_actions.add_parser(
+        "retry", help="release parked events: the relay publishes them again, oldest first"
+    )
+    retry.add_argument("service")
+    retry.add_argument(
+        "--id",
+        dest="ids",
+        type=uuid.UUID,
+        nargs="+",
+        action="extend",
+        metavar="UUID",
+        help="the events to release (default: every parked event)",
+    )
+    retry.add_argument("--database-url", default=None, help="default: NOVITRAC_DATABASE_URL")
+    retry.set_defaults(command=_outbox_retry)
 
     stack = commands.add_parser(
         "stack", help="every service as its own process against a real PostgreSQL and RabbitMQ"
@@ -178,6 +212,65 @@ def _revision(args: argparse.Namespace, services: dict[str, Service]) -> int:
         raise SystemExit(f"novitrac: {service.name} has no database")
     migrations.revision(service.database.migrations, _database_url(args.database_url), args.message)
     return 0
+
+
+def _outbox_parked(args: argparse.Namespace, services: dict[str, Service]) -> int:
+    from novitrac_kit.outbox import parked_events
+
+    (service,) = _pick(services, [args.service])
+    table = _outbox_table(service)
+    events = _with_engine(args.database_url, service, lambda engine: parked_events(engine, table))
+    if not events:
+        print(f"{service.name}: no parked events")  # noqa: T201
+        return 0
+    print("ID\tTYPE\tCREATED AT\tREFUSALS\tLAST ERROR")  # noqa: T201
+    for event in events:
+        created_at = event.created_at.isoformat(timespec="seconds")
+        error = " ".join((event.last_error or "").split())
+        print(f"{event.id}\t{event.type}\t{created_at}\t{event.refusals}\t{error}")  # noqa: T201
+    return 0
+
+
+def _outbox_retry(args: argparse.Namespace, services: dict[str, Service]) -> int:
+    from novitrac_kit.outbox import release_parked
+
+    (service,) = _pick(services, [args.service])
+    table = _outbox_table(service)
+    ids: list[uuid.UUID] | None = args.ids
+    released = _with_engine(
+        args.database_url, service, lambda engine: release_parked(engine, table, ids)
+    )
+    for event_id in released:
+        print(event_id)  # noqa: T201
+    print(f"{service.name}: {len(released)} parked events released")  # noqa: T201
+    not_parked = [event_id for event_id in ids or () if event_id not in released]
+    for event_id in not_parked:
+        print(f"novitrac: {event_id} is not a parked event of {service.name}", file=sys.stderr)  # noqa: T201
+    return 1 if not_parked else 0
+
+
+def _outbox_table(service: Service) -> Table:
+    if service.database is None or service.database.outbox is None:
+        raise SystemExit(f"novitrac: {service.name} has no outbox")
+    return service.database.outbox
+
+
+def _with_engine(
+    database_url: str | None, service: Service, work: Callable[[AsyncEngine], Awaitable[T]]
+) -> T:
+    """Run ``work`` with an engine on the service's database, disposed of afterwards."""
+    from novitrac_kit import db
+
+    url = _database_url(database_url)
+
+    async def run() -> T:
+        engine = db.create_engine(url, application_name=f"{service.name}.cli", pool_size=1)
+        try:
+            return await work(engine)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
 
 
 def _stack(args: argparse.Namespace, services: dict[str, Service]) -> int:

@@ -4,7 +4,9 @@ A service writes an event with :func:`add` in the same transaction as its state 
 event exists if and only if the change committed. An :class:`OutboxRelay` per process publishes
 committed events to the bus with confirmation and marks them published. Publication is
 at-least-once (a relay that dies between the broker's confirmation and its own commit publishes
-again); consumers absorb the duplicates with the inbox.
+again); consumers absorb the duplicates with the inbox. An event the broker keeps refusing is
+parked (set aside) until an operator releases it with :func:`release_parked`
+(``novitrac outbox retry <service>``).
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ import uuid
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 import asyncpg
 from opentelemetry import propagate
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import (
     Column,
     DateTime,
@@ -34,7 +36,9 @@ from sqlalchemy import (
     Uuid,
     delete,
     func,
+    select,
     text,
+    update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
@@ -57,6 +61,16 @@ OUTBOX_PUBLISH_FAILURES = Counter(
     "Attempts to publish an outbox event that the bus did not confirm.",
     ["schema"],
 )
+OUTBOX_PARKED = Counter(
+    "novitrac_outbox_parked_total",
+    "Outbox events parked after the broker refused them max_refusals times.",
+    ["schema"],
+)
+OUTBOX_PARKED_EVENTS = Gauge(
+    "novitrac_outbox_parked_events",
+    "Outbox events parked now, waiting for an operator to release them.",
+    ["schema"],
+)
 OUTBOX_LAG_SECONDS = Histogram(
     "novitrac_outbox_lag_seconds",
     "Time from writing an event to the outbox to its confirmed publication.",
@@ -69,7 +83,9 @@ def outbox_table(metadata: MetaData) -> Table:
     """Define the ``outbox`` table in the service's own ``MetaData`` (and so its migrations).
 
     ``created_at`` defaults to ``clock_timestamp()`` rather than ``now()`` so that events written
-    in one transaction keep their order and the lag metric measures from the write.
+    in one transaction keep their order and the lag metric measures from the write. The relay
+    claims pending events (neither published nor parked) through ``ix_outbox_pending``; the few
+    parked ones are listed and counted through ``ix_outbox_parked``.
     """
     return Table(
         "outbox",
@@ -93,10 +109,27 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("published_at", DateTime(timezone=True)),
         Column("attempts", Integer, nullable=False, server_default=text("0")),
         Column("last_error", Text),
+        Column(
+            "refusals",
+            Integer,
+            nullable=False,
+            server_default=text("0"),
+            comment="Publications the broker refused since the event was written or released.",
+        ),
+        Column(
+            "parked_at",
+            DateTime(timezone=True),
+            comment="When the relay stopped trying, the broker having refused it too often.",
+        ),
         Index(
-            "ix_outbox_unpublished",
+            "ix_outbox_pending",
             "created_at",
-            postgresql_where=text("published_at IS NULL"),
+            postgresql_where=text("published_at IS NULL AND parked_at IS NULL"),
+        ),
+        Index(
+            "ix_outbox_parked",
+            "created_at",
+            postgresql_where=text("parked_at IS NOT NULL"),
         ),
     )
 
@@ -197,9 +230,85 @@ class StoredEventPublisher(Protocol):
     publishes each event with :meth:`EventBus.publish`.
     """
 
-    async def publish_stored(self, events: Sequence[StoredEvent]) -> list[str | None]:
-        """Publish ``events`` with confirmation; per event, None or why it was not confirmed."""
+    async def publish_stored(self, events: Sequence[StoredEvent]) -> list[PublishFailed | None]:
+        """Publish ``events`` with confirmation; per event, None or why it was not confirmed.
+
+        A failure is ``refused`` when the broker refused that event, as opposed to the transport
+        failing for every event it was carrying.
+        """
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class ParkedEvent:
+    """An event the relay set aside after the broker refused it ``max_refusals`` times.
+
+    Attributes:
+        id: the event id.
+        type: the event type.
+        created_at: when it was written.
+        parked_at: when it was parked.
+        refusals: how many times the broker refused it.
+        last_error: the last refusal's reason.
+    """
+
+    id: uuid.UUID
+    type: str
+    created_at: datetime
+    parked_at: datetime
+    refusals: int
+    last_error: str | None
+
+
+async def parked_events(engine: AsyncEngine, table: Table) -> list[ParkedEvent]:
+    """The events parked in ``table``, oldest first."""
+    query = (
+        select(
+            table.c.id,
+            table.c.type,
+            table.c.created_at,
+            table.c.parked_at,
+            table.c.refusals,
+            table.c.last_error,
+        )
+        .where(table.c.parked_at.is_not(None))
+        .order_by(table.c.created_at)
+    )
+    async with engine.connect() as connection:
+        return [ParkedEvent(*row) for row in await connection.execute(query)]
+
+
+async def release_parked(
+    engine: AsyncEngine, table: Table, ids: Sequence[uuid.UUID] | None = None
+) -> list[uuid.UUID]:
+    """Give parked events back to the relays, which publish them in their turn (by age).
+
+    Their refusal count starts again from zero, and the relays are woken.
+
+    Args:
+        engine: the service's engine.
+        table: its outbox table.
+        ids: the events to release; all the parked ones when None. Ids that are not parked
+            events are left alone.
+
+    Returns:
+        The ids of the events released.
+    """
+    statement = (
+        update(table)
+        .where(table.c.parked_at.is_not(None))
+        .values(parked_at=None, refusals=0)
+        .returning(table.c.id)
+    )
+    if ids is not None:
+        statement = statement.where(table.c.id.in_(ids))
+    async with engine.begin() as connection:
+        released = list((await connection.scalars(statement)).all())
+        if released:
+            await connection.execute(
+                text("SELECT pg_notify(:channel, '')"), {"channel": outbox_channel(table)}
+            )
+    return released
 
 
 class OutboxRelay:
@@ -208,12 +317,22 @@ class OutboxRelay:
     Several relays (one per replica of a service) may run over the same table: each claims its
     batch with ``FOR UPDATE SKIP LOCKED``, so in the normal case no event is published twice. A
     dedicated connection ``LISTEN``s for writes so the relay wakes at once; the table is also polled
-    every ``poll_interval`` seconds, which keeps events flowing while that connection is down. When
-    the bus fails, events stay in the outbox with their attempt count and last error, and the relay
-    backs off exponentially before trying again; an event the bus keeps refusing is retried with
-    every batch and does not hold up the others. Published events are purged after ``retention``.
+    every ``poll_interval`` seconds, which keeps events flowing while that connection is down.
+
+    Two kinds of failure are told apart. When the bus fails (closed, connection lost, no
+    confirmation in time), events stay in the outbox with their attempt count and last error, and
+    the relay backs off exponentially before trying again, for as long as the outage lasts. When
+    the broker, working, refuses an event (a nack; :attr:`PublishFailed.refused`; on the generic
+    path also a body that is not an envelope), the event's ``refusals`` count goes up; at
+    ``max_refusals`` it is parked: ``parked_at`` is set, the relay claims it no more, so events
+    behind it keep flowing, and ``outbox.event.parked`` is logged once. A parked event stays until
+    :func:`release_parked` (``novitrac outbox retry <service>``) hands it back. Published events
+    are purged after ``retention``; pending and parked ones never are.
+
     Progress shows in ``novitrac_outbox_published_total``, ``novitrac_outbox_lag_seconds`` and
-    ``novitrac_outbox_publish_failures_total``, labelled by schema.
+    ``novitrac_outbox_publish_failures_total``; parking in ``novitrac_outbox_parked_total`` and
+    ``novitrac_outbox_parked_events`` (the events parked now, counted every
+    ``parked_count_interval`` seconds), all labelled by schema.
 
     Args:
         engine: the service's engine.
@@ -225,6 +344,8 @@ class OutboxRelay:
         purge_interval: seconds between purges.
         min_backoff: first delay after a batch of which nothing could be published.
         max_backoff: ceiling on that delay as failures repeat.
+        max_refusals: refusals by the broker after which an event is parked.
+        parked_count_interval: seconds between counts of the parked events for the gauge.
     """
 
     def __init__(
@@ -239,9 +360,13 @@ class OutboxRelay:
         purge_interval: float = 3600.0,
         min_backoff: float = 0.5,
         max_backoff: float = 30.0,
+        max_refusals: int = 5,
+        parked_count_interval: float = 60.0,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if max_refusals < 1:
+            raise ValueError("max_refusals must be at least 1")
         self._engine = engine
         self._table = table
         self._bus = bus
@@ -251,6 +376,8 @@ class OutboxRelay:
         self._purge_interval = purge_interval
         self._min_backoff = min_backoff
         self._max_backoff = max_backoff
+        self._max_refusals = max_refusals
+        self._parked_count_interval = parked_count_interval
         self._name = table.schema or "public"
         self._channel = outbox_channel(table)
         self._wake = asyncio.Event()
@@ -288,14 +415,16 @@ class OutboxRelay:
             await asyncio.wait({listener})
 
     async def relay_once(self) -> int:
-        """Claim up to ``batch_size`` unpublished events, publish them and mark them published.
+        """Claim up to ``batch_size`` pending events, publish them and mark them published.
 
         Returns:
-            How many were published; events the bus refused stay unpublished, their ``attempts``
-            and ``last_error`` updated.
+            How many were published. Events not published stay pending, their ``attempts`` and
+            ``last_error`` updated; those the broker refused also count a refusal, and are parked
+            at ``max_refusals``.
 
         Raises:
-            PublishFailed: events were claimed but none of them could be published.
+            PublishFailed: events were claimed but none of them could be published, and not only
+                because the broker refused them: the bus is failing.
         """
         async with self._engine.connect() as connection:
             return await self._relay_batch(connection)
@@ -322,36 +451,75 @@ class OutboxRelay:
             if not claimed:
                 return 0
             if isinstance(self._bus, StoredEventPublisher):
-                errors = await self._bus.publish_stored(claimed)
+                failures = await self._bus.publish_stored(claimed)
             else:
-                errors = await asyncio.gather(*(self._publish(event) for event in claimed))
-            published = [
-                str(event.id) for event, error in zip(claimed, errors, strict=True) if not error
+                failures = await asyncio.gather(*(self._publish(event) for event in claimed))
+            outcomes = list(zip(claimed, failures, strict=True))
+            published = [str(event.id) for event, failure in outcomes if failure is None]
+            refused = [
+                (str(event.id), str(failure))
+                for event, failure in outcomes
+                if failure is not None and failure.refused
             ]
-            failed = [
-                (event.id, error) for event, error in zip(claimed, errors, strict=True) if error
+            unavailable = [
+                (event.id, str(failure))
+                for event, failure in outcomes
+                if failure is not None and not failure.refused
             ]
             lags: list[Any] = []
+            parked: list[Any] = []
             if published:
                 lags = await driver.fetch(statements.mark_published, published)
-            if failed:
-                await driver.executemany(statements.mark_failed, failed)
+            if refused:
+                marked = await driver.fetch(
+                    statements.mark_refused,
+                    [event_id for event_id, _ in refused],
+                    [error for _, error in refused],
+                    self._max_refusals,
+                )
+                parked = [row for row in marked if row["parked"]]
+            if unavailable:
+                await driver.executemany(statements.mark_failed, unavailable)
         OUTBOX_PUBLISHED.labels(self._name).inc(len(published))
         lag_seconds = OUTBOX_LAG_SECONDS.labels(self._name)
         for (lag,) in lags:
             lag_seconds.observe(float(lag))
+        failed = len(refused) + len(unavailable)
         if failed:
-            OUTBOX_PUBLISH_FAILURES.labels(self._name).inc(len(failed))
+            first_error = (refused or unavailable)[0][1]
+            OUTBOX_PUBLISH_FAILURES.labels(self._name).inc(failed)
             logger.warning(
                 "outbox.publish.failed",
-                extra={"schema": self._name, "failed": len(failed), "error": failed[0][1]},
+                extra={
+                    "schema": self._name,
+                    "failed": failed,
+                    "refused": len(refused),
+                    "error": first_error,
+                },
             )
-            if not published:
-                raise PublishFailed(f"{len(failed)} outbox events not published: {failed[0][1]}")
+        for row in parked:
+            logger.error(
+                "outbox.event.parked",
+                extra={
+                    "schema": self._name,
+                    "event_id": str(row["id"]),
+                    "event_type": row["type"],
+                    "refusals": row["refusals"],
+                    "error": row["last_error"],
+                },
+            )
+        if parked:
+            OUTBOX_PARKED.labels(self._name).inc(len(parked))
+            OUTBOX_PARKED_EVENTS.labels(self._name).inc(len(parked))
+        if unavailable and not published:
+            raise PublishFailed(f"{failed} outbox events not published: {unavailable[0][1]}")
         return len(published)
 
     async def purge(self) -> int:
-        """Delete events published longer than ``retention`` ago; returns how many."""
+        """Delete events published longer than ``retention`` ago; returns how many.
+
+        Events not published, parked ones included, are kept however old they are.
+        """
         table = self._table
         async with self._engine.begin() as connection:
             result = await connection.execute(
@@ -359,11 +527,27 @@ class OutboxRelay:
             )
         return result.rowcount
 
-    async def _publish(self, event: StoredEvent) -> str | None:
+    async def count_parked(self) -> int:
+        """Count the parked events and show the count in ``novitrac_outbox_parked_events``."""
+        table = self._table
+        async with self._engine.connect() as connection:
+            count = await connection.scalar(
+                select(func.count()).select_from(table).where(table.c.parked_at.is_not(None))
+            )
+        OUTBOX_PARKED_EVENTS.labels(self._name).set(count or 0)
+        return int(count or 0)
+
+    async def _publish(self, event: StoredEvent) -> PublishFailed | None:
         try:
-            await self._bus.publish(Envelope.from_json(event.body), headers=event.headers)
+            envelope = Envelope.from_json(event.body)
+        except ValueError as error:
+            return PublishFailed(f"not an envelope: {error}", refused=True)
+        try:
+            await self._bus.publish(envelope, headers=event.headers)
+        except PublishFailed as error:
+            return error
         except Exception as error:
-            return str(error) or repr(error)
+            return PublishFailed(str(error) or repr(error))
         return None
 
     async def _relay_continuously(self) -> None:
@@ -371,7 +555,7 @@ class OutboxRelay:
         # costs round trips of its own (the pre-ping), which at a few events per batch is most of
         # the batch. It goes back to the pool after an error and once a poll interval passes idle.
         loop = asyncio.get_running_loop()
-        next_purge = loop.time()
+        next_purge = next_parked_count = loop.time()
         failures = 0
         connection: AsyncConnection | None = None
         try:
@@ -379,6 +563,9 @@ class OutboxRelay:
                 if loop.time() >= next_purge:
                     next_purge = loop.time() + self._purge_interval
                     await self._purge_quietly()
+                if loop.time() >= next_parked_count:
+                    next_parked_count = loop.time() + self._parked_count_interval
+                    await self._count_parked_quietly()
                 self._wake.clear()
                 try:
                     if connection is None:
@@ -416,6 +603,14 @@ class OutboxRelay:
         else:
             if purged:
                 logger.info("outbox.purged", extra={"schema": self._name, "purged": purged})
+
+    async def _count_parked_quietly(self) -> None:
+        try:
+            await self.count_parked()
+        except Exception as error:
+            logger.warning(
+                "outbox.count_parked.failed", extra={"schema": self._name, "error": repr(error)}
+            )
 
     async def _listen(self) -> None:
         dsn = asyncpg_url(self._engine.url.render_as_string(hide_password=False))
@@ -472,6 +667,7 @@ class _Statements:
     channel: str
     claim: str
     mark_published: str
+    mark_refused: str
     mark_failed: str
 
 
@@ -501,7 +697,8 @@ def _statements(table: Table) -> _Statements:
         claim=(
             "SELECT id, type, envelope->>'producer', envelope->>'correlation_id',"
             f" envelope->>'org_id', envelope::text, headers::text FROM {name}"
-            " WHERE published_at IS NULL ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED"
+            " WHERE published_at IS NULL AND parked_at IS NULL"
+            " ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED"
         ),
         # One array parameter rather than an IN list: one prepared statement for any batch size.
         # It is sent as text[], which asyncpg encodes without querying the server's catalogue
@@ -511,19 +708,35 @@ def _statements(table: Table) -> _Statements:
             " WHERE id = ANY($1::text[]::uuid[])"
             " RETURNING extract(epoch FROM published_at - created_at)"
         ),
+        # Parked on the refusal that reaches the limit ($3), so the transition happens once.
+        mark_refused=(
+            f"UPDATE {name} AS outbox SET attempts = outbox.attempts + 1,"
+            " refusals = outbox.refusals + 1, last_error = refused.error,"
+            " parked_at = CASE WHEN outbox.refusals + 1 >= $3 THEN clock_timestamp() END"
+            " FROM unnest($1::text[], $2::text[]) AS refused (id, error)"
+            " WHERE outbox.id = refused.id::uuid"
+            " RETURNING outbox.id, outbox.type, outbox.refusals, outbox.last_error,"
+            " outbox.parked_at IS NOT NULL AS parked"
+        ),
+        # An outage: the event is not to blame, so its refusals are left alone.
         mark_failed=(f"UPDATE {name} SET attempts = attempts + 1, last_error = $2 WHERE id = $1"),
     )
 
 
 __all__ = [
     "OUTBOX_LAG_SECONDS",
+    "OUTBOX_PARKED",
+    "OUTBOX_PARKED_EVENTS",
     "OUTBOX_PUBLISHED",
     "OUTBOX_PUBLISH_FAILURES",
     "OutboxRelay",
+    "ParkedEvent",
     "StoredEvent",
     "StoredEventPublisher",
     "add",
     "add_all",
     "outbox_channel",
     "outbox_table",
+    "parked_events",
+    "release_parked",
 ]

@@ -249,7 +249,7 @@ class TestPublishing:
         [reason] = await bus.publish_stored([stored])
 
         assert reason is not None
-        assert "not confirmed" in reason
+        assert "not confirmed" in str(reason)
         [span] = spans.get_finished_spans()
         assert span.status.status_code == StatusCode.ERROR
 

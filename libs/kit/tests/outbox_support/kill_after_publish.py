@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 
 from novitrac_contracts.envelope import Envelope
 from novitrac_kit import db
+from novitrac_kit.bus import PublishFailed
 from novitrac_kit.bus.rabbitmq import RabbitBus
 from novitrac_kit.outbox import OutboxRelay, StoredEvent, outbox_table
 
@@ -27,7 +28,7 @@ class DyingBus(RabbitBus):
         await super().publish(envelope, headers=headers)
         os.kill(os.getpid(), signal.SIGKILL)
 
-    async def publish_stored(self, events: Sequence[StoredEvent]) -> list[str | None]:
+    async def publish_stored(self, events: Sequence[StoredEvent]) -> list[PublishFailed | None]:
         errors = await super().publish_stored(events)
         if not any(errors):
             os.kill(os.getpid(), signal.SIGKILL)

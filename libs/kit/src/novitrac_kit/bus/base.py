@@ -160,8 +160,8 @@ class EventBus(ABC):
             headers: extra headers; when they carry no trace context the current one is added.
 
         Raises:
-            PublishFailed: the broker refused the message or the connection was lost before it
-                confirmed; the caller must assume it was not published.
+            PublishFailed: the broker refused the message (``refused``) or the connection was lost
+                before it confirmed; the caller must assume it was not published.
         """
 
     @abstractmethod
@@ -201,4 +201,16 @@ class EventBus(ABC):
 
 
 class PublishFailed(Exception):
-    """The broker did not confirm a published message."""
+    """The broker did not confirm a published message.
+
+    Args:
+        message: why.
+        refused: the broker, working, refused this very message (it answered with a negative
+            confirmation or returned it), or the transport could not send it at all (a body it
+            cannot read). False when the transport failed (closed, connection or channel lost, no
+            confirmation in time): the same message may well go through once it recovers.
+    """
+
+    def __init__(self, message: str, *, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused

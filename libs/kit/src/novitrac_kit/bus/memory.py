@@ -339,9 +339,13 @@ class InProcessBus(EventBus):
     async def publish(
         self, envelope: Envelope, *, headers: Mapping[str, str] | None = None
     ) -> None:
-        """Route a domain event to the queues bound to its type; see :meth:`EventBus.publish`."""
+        """Route a domain event to the queues bound to its type; see :meth:`EventBus.publish`.
+
+        The in-process broker takes every message it is given (it has no queue that rejects
+        publishes), so the only failure is the bus being closed, which is not a refusal.
+        """
         if not self._open:
-            raise PublishFailed("the bus is closed")
+            raise PublishFailed("the bus is closed", refused=False)
         with publish_span(envelope, headers, system=SYSTEM, destination=EVENTS_EXCHANGE) as carrier:
             self.broker.publish(envelope.type, envelope.to_json(), carrier)
 

@@ -205,18 +205,21 @@ class RabbitBus(EventBus):
                 self.exchange, envelope.type, envelope.to_json(), properties
             )
 
-    async def publish_stored(self, events: Sequence[StoredEvent]) -> list[str | None]:
+    async def publish_stored(self, events: Sequence[StoredEvent]) -> list[PublishFailed | None]:
         """Publish outbox events as persistent domain events, all at once, with confirmation.
 
         The bodies go out as stored. Every event has its own ``<type> publish`` span, and the
         broker's confirmations are awaited together, bounded by ``publish_timeout`` in all.
 
         Returns:
-            Per event, None once the broker confirmed it, or why it did not.
+            Per event, None once the broker confirmed it, or why it did not: ``refused`` when the
+            broker answered that delivery with a nack (a queue that rejects publishes when full,
+            an internal error of a queue), False when the channel or connection failed or the
+            confirmation did not come in time.
         """
         publisher = self._publisher
         if publisher is None:
-            return ["the bus is closed"] * len(events)
+            return [PublishFailed("the bus is closed") for _ in events]
         exchange = self._exchange_name
         timestamp = datetime.now(UTC)
         spans: list[Span] = []
@@ -266,19 +269,15 @@ class RabbitBus(EventBus):
         finally:
             for send in sends:
                 send.close()
-        reasons: list[str | None] = []
+        failures: list[PublishFailed | None] = []
         for n, (event, result) in enumerate(zip(events, results, strict=True)):
-            reason = None
-            if isinstance(result, BaseException):
-                reason = f"{event.type!r} on {exchange!r} not confirmed: {failure_reason(result)}"
-            elif not isinstance(result, Basic.Ack):
-                reason = f"{event.type!r} on {exchange!r} could not be routed"
+            failure = _unconfirmed(exchange, event.type, result)
             if n < len(spans):
-                if reason is not None:
-                    spans[n].set_status(Status(StatusCode.ERROR, reason))
+                if failure is not None:
+                    spans[n].set_status(Status(StatusCode.ERROR, str(failure)))
                 spans[n].end()
-            reasons.append(reason)
-        return reasons
+            failures.append(failure)
+        return failures
 
     async def publish_confirmed(
         self,
@@ -299,7 +298,10 @@ class RabbitBus(EventBus):
             routing_key: the routing key.
             body: the message body.
             properties: its AMQP properties.
-            mandatory: treat a message the broker cannot route as a failure.
+            mandatory: treat a message the broker cannot route as a failure (a refusal).
+
+        Raises:
+            PublishFailed: ``refused`` when the broker nacked or returned this message.
         """
         if self._publisher is None:
             raise PublishFailed("the bus is closed")
@@ -315,11 +317,10 @@ class RabbitBus(EventBus):
                     wait=False,
                 )
         except Exception as error:
-            raise PublishFailed(
-                f"{routing_key!r} on {exchange!r} not confirmed: {failure_reason(error)}"
-            ) from error
-        if not isinstance(result, Basic.Ack):
-            raise PublishFailed(f"{routing_key!r} on {exchange!r} could not be routed")
+            raise _not_confirmed(exchange, routing_key, error) from error
+        failure = _unconfirmed(exchange, routing_key, result)
+        if failure is not None:
+            raise failure
 
     async def declare(self, queue: str, patterns: Sequence[str]) -> None:
         """Declare a consuming queue, its bindings and its dead-letter queue, without consuming.
@@ -459,6 +460,30 @@ class RabbitBus(EventBus):
         if channel is None:
             raise RuntimeError("the bus is not started")
         return channel
+
+
+def _unconfirmed(exchange: str, routing_key: str, result: object) -> PublishFailed | None:
+    """None when ``result``, the outcome of a confirmed publish, is the broker's ack."""
+    if isinstance(result, BaseException):
+        return _not_confirmed(exchange, routing_key, result)
+    if not isinstance(result, Basic.Ack):
+        # The message itself, returned as unroutable (a mandatory publish).
+        return PublishFailed(f"{routing_key!r} on {exchange!r} could not be routed", refused=True)
+    return None
+
+
+def _not_confirmed(exchange: str, routing_key: str, error: BaseException) -> PublishFailed:
+    """A publish that raised ``error``; ``refused`` when the broker refused that very message.
+
+    aiormq reports a nack of the delivery as :class:`aiormq.exceptions.DeliveryError`, and a
+    mandatory message returned unroutable as its subclass ``PublishError``: the broker answered
+    for that message and the channel goes on. Anything else is the channel or the connection
+    failing, or the confirmation not coming in time, whichever message was being published.
+    """
+    return PublishFailed(
+        f"{routing_key!r} on {exchange!r} not confirmed: {failure_reason(error)}",
+        refused=isinstance(error, aiormq.exceptions.DeliveryError),
+    )
 
 
 def _dead_letter(message: AbstractIncomingMessage) -> DeadLetter:
