@@ -46,7 +46,7 @@ import aio_pika
 import asyncpg
 from sqlalchemy import func, select, text
 
-from measure import cpu_seconds, machine
+from measure import DiscardingExporter, cpu_seconds, machine
 from novitrac_billing.db import call_charges, inbox
 from novitrac_billing.main import service
 from novitrac_contracts.auth import OrgCreated
@@ -115,7 +115,7 @@ class Shared:
 
 async def consume(setup: Setup, count: int, shared: Shared) -> None:
     """Charge calls from the queue with billing's handlers until ``count`` are charged in all."""
-    configure_tracing("billing", otlp_endpoint=None)
+    configure_tracing("billing", otlp_endpoint=None, exporter=DiscardingExporter())
     engine = db.create_engine(setup.database_url, application_name=f"{setup.name}.consumer")
     subscription = service.handlers.subscription(
         queue=setup.queue,

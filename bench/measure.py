@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 import platform
 import time
+from collections.abc import Sequence
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 SPEED_STEPS = 200_000
 
@@ -101,3 +105,11 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class DiscardingExporter(SpanExporter):
+    """Takes every finished span and drops it: spans are recorded as a service with a collector
+    records them (the kit records nothing while no exporter is attached), minus the export."""
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.SUCCESS

@@ -49,7 +49,7 @@ import aio_pika
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
-from measure import cpu_seconds, percentile
+from measure import DiscardingExporter, cpu_seconds, percentile
 from novitrac_contracts.envelope import Envelope
 from novitrac_kit.bus.rabbitmq import RabbitBus
 from novitrac_kit.testing.servers import free_port
@@ -121,7 +121,9 @@ def serve_gateway(setup: Setup) -> None:
         address_rate_burst=1_000_000,
     )
     configure_logging(service.name, level="ERROR", fmt="json")
-    configure_tracing(service.name, otlp_endpoint=None, sample_ratio=1.0)
+    configure_tracing(
+        service.name, otlp_endpoint=None, sample_ratio=1.0, exporter=DiscardingExporter()
+    )
     instrument_httpx()
     app = create_app(service, settings=settings, bus=setup.bus("gateway"), owns_bus=True)
     serve = functools.partial(

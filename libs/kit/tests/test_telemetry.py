@@ -196,6 +196,37 @@ class TestConfigureTracing:
         assert [span.name for span in first.get_finished_spans()] == ["work"]
         assert [span.name for span in second.get_finished_spans()] == ["work"]
 
+    def test_without_an_exporter_spans_keep_their_ids_but_are_not_recorded(self) -> None:
+        # In a child process: this one's provider has the tests' exporters attached.
+        script = textwrap.dedent(
+            """
+            import json, logging
+            from opentelemetry import trace
+            from opentelemetry.propagate import inject
+            from novitrac_kit.telemetry import configure_logging, configure_tracing
+
+            configure_tracing("billing", otlp_endpoint=None, sample_ratio=1.0)
+            configure_logging("billing", level="INFO", fmt="json")
+            with trace.get_tracer("test").start_as_current_span("work") as span:
+                carrier = {}
+                inject(carrier)
+                logging.getLogger("test").info("inside")
+                print(json.dumps({"recording": span.is_recording(), "carrier": carrier}))
+            """
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", script], check=True, timeout=60, capture_output=True, text=True
+        )
+        lines = [json.loads(line) for line in done.stdout.strip().splitlines()]
+        [log_line] = [line for line in lines if line.get("event") == "inside"]
+        [outcome] = [line for line in lines if "recording" in line]
+
+        assert outcome["recording"] is False
+        _version, trace_id, _span_id, flags = outcome["carrier"]["traceparent"].split("-")
+        assert int(trace_id, 16) != 0
+        assert int(flags, 16) & 0x01 == 0  # not sampled: downstream services record nothing
+        assert log_line["trace_id"] == trace_id
+
     def test_exports_to_an_otlp_collector(self) -> None:
         # In a child process: the exporter added to this process's provider would outlive the
         # test's collector.

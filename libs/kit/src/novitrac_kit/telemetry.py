@@ -31,7 +31,13 @@ from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import (
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -176,7 +182,9 @@ def configure_tracing(
 
     The global provider can be set once per process. The first call creates it (resource
     ``service.name``, parent-based ratio sampling, W3C tracecontext and baggage propagation);
-    later calls return it and only add the exporters they are given, each at most once.
+    later calls return it and only add the exporters they are given, each at most once. Spans are
+    recorded only once an exporter is attached: without one they keep their ids (for logs and
+    propagation) but cost next to nothing.
 
     Args:
         service: the resource's ``service.name`` when this call creates the provider.
@@ -196,7 +204,7 @@ def configure_tracing(
         else:
             provider = TracerProvider(
                 resource=Resource.create({SERVICE_NAME: service}),
-                sampler=ParentBased(TraceIdRatioBased(sample_ratio)),
+                sampler=_WhileExporting(ParentBased(TraceIdRatioBased(sample_ratio))),
             )
             trace.set_tracer_provider(provider)
             set_global_textmap(
@@ -214,6 +222,27 @@ def configure_tracing(
             )
             _attached_endpoints.add(otlp_endpoint)
         return provider
+
+
+class _WhileExporting(Sampler):
+    """Records spans only while an exporter is attached; until then every span is dropped.
+
+    A dropped span still has its trace and span ids, so log lines still carry them and the trace
+    context still travels in headers (marked not sampled); what it saves is the recording: every
+    attribute, event and processor call of every request, message and publish, for nothing when
+    no exporter would ever see them (no ``OTEL_EXPORTER_OTLP_ENDPOINT``).
+    """
+
+    def __init__(self, recording: Sampler) -> None:
+        self._recording = recording
+
+    def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
+        if not (_attached_exporters or _attached_endpoints):
+            return SamplingResult(Decision.DROP)
+        return self._recording.should_sample(*args, **kwargs)
+
+    def get_description(self) -> str:
+        return f"WhileExporting{{{self._recording.get_description()}}}"
 
 
 def _traces_url(endpoint: str) -> str:
