@@ -70,7 +70,7 @@ class ServiceSettings(BaseSettings):
         log_level: root log level (``NOVITRAC_LOG_LEVEL``).
         log_format: ``json`` lines or human ``console`` lines (``NOVITRAC_LOG_FORMAT``).
         otel_exporter_otlp_endpoint: OTLP/HTTP collector (``OTEL_EXPORTER_OTLP_ENDPOINT``);
-            None keeps traces in the process.
+            None records no spans (trace ids still reach logs and outgoing headers).
         otel_sample_ratio: share of new traces recorded, 0 to 1 (``NOVITRAC_OTEL_SAMPLE_RATIO``).
         http_host: listen address (``NOVITRAC_HTTP_HOST``).
         http_port: listen port (``NOVITRAC_HTTP_PORT``); None lets the service pick its own.
