@@ -15,6 +15,7 @@ from uuid import UUID, uuid4
 
 import pytest
 from alembic import command
+from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, Table, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -92,7 +93,14 @@ async def test_the_parking_migration_builds_what_the_relay_uses_and_reverts(
     assert {"refusals", "parked_at"} <= await outbox_columns(engine, database.schema)
 
     config = migrations.alembic_config(database.migrations, database_url)
-    await asyncio.to_thread(command.downgrade, config, "-1")
+    # To the revision before parking, whatever later migrations the service has gained since.
+    [parking] = [
+        script
+        for script in ScriptDirectory.from_config(config).walk_revisions()
+        if script.path.endswith("_outbox_parking.py")
+    ]
+    assert isinstance(parking.down_revision, str)
+    await asyncio.to_thread(command.downgrade, config, parking.down_revision)
 
     assert set(await outbox_indexes(engine, database.schema)) == {"ix_outbox_unpublished"}
     assert not {"refusals", "parked_at"} & await outbox_columns(engine, database.schema)

@@ -47,6 +47,7 @@ from novitrac_contracts.envelope import Envelope
 from novitrac_kit.bus import EventBus, PublishFailed
 from novitrac_kit.db import driver_connection
 from novitrac_kit.dsn import asyncpg_url
+from novitrac_kit.periodic import Periodic
 
 logger = logging.getLogger(__name__)
 
@@ -373,45 +374,54 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._retention = retention
-        self._purge_interval = purge_interval
         self._min_backoff = min_backoff
         self._max_backoff = max_backoff
         self._max_refusals = max_refusals
-        self._parked_count_interval = parked_count_interval
         self._name = table.schema or "public"
         self._channel = outbox_channel(table)
-        self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        # A NOTIFY pokes the relaying loop; the purge and the parked count keep their own time.
+        periodic = functools.partial(Periodic, immediately=True, extra={"schema": self._name})
+        self._relaying = periodic(
+            self._relay, interval=poll_interval, name=f"outbox-relay:{self._name}"
+        )
+        self._purging = periodic(
+            self._purge,
+            interval=purge_interval,
+            name=f"outbox-purger:{self._name}",
+            failure_event="outbox.purge.failed",
+        )
+        self._counting_parked = periodic(
+            self._count_parked,
+            interval=parked_count_interval,
+            name=f"outbox-parked-counter:{self._name}",
+            failure_event="outbox.count_parked.failed",
+        )
+        self._listener: asyncio.Task[None] | None = None
+        self._failures = 0
+        # Kept across batches while events keep coming (see _relay).
+        self._connection: AsyncConnection | None = None
+        self._connection_used_at = 0.0
 
     async def start(self) -> None:
-        """Run the relay in a background task until :meth:`stop`."""
-        if self._task is not None:
+        """Run the relay in background tasks until :meth:`stop`."""
+        if self._relaying.running:
             raise RuntimeError("the relay is already running")
-        self._stopping.clear()
-        self._task = asyncio.create_task(self.run(), name=f"outbox-relay:{self._name}")
+        self._failures = 0
+        self._purging.start()
+        self._counting_parked.start()
+        self._relaying.start()
+        self._listener = asyncio.create_task(self._listen(), name=f"outbox-listener:{self._name}")
 
     async def stop(self, *, grace: float = 10.0) -> None:
         """Finish the batch in progress (cancel it after ``grace`` seconds) and stop."""
-        self._stopping.set()
-        self._wake.set()
-        task, self._task = self._task, None
-        if task is None:
-            return
-        done, _ = await asyncio.wait({task}, timeout=grace)
-        if not done:
-            task.cancel()
-            await asyncio.wait({task})
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("outbox.relay.crashed", exc_info=task.exception())
-
-    async def run(self) -> None:
-        """Relay in the current task until :meth:`stop` is called or the task is cancelled."""
-        listener = asyncio.create_task(self._listen(), name=f"outbox-listener:{self._name}")
-        try:
-            await self._relay_continuously()
-        finally:
+        listener, self._listener = self._listener, None
+        if listener is not None:
             listener.cancel()
+        await asyncio.gather(
+            self._relaying.stop(grace), self._purging.stop(grace), self._counting_parked.stop(grace)
+        )
+        await self._release_connection()
+        if listener is not None:
             await asyncio.wait({listener})
 
     async def relay_once(self) -> int:
@@ -550,67 +560,48 @@ class OutboxRelay:
             return PublishFailed(str(error) or repr(error))
         return None
 
-    async def _relay_continuously(self) -> None:
-        # While events keep coming, batches reuse one connection: checking one out of the pool
-        # costs round trips of its own (the pre-ping), which at a few events per batch is most of
-        # the batch. It goes back to the pool after an error and once a poll interval passes idle.
-        loop = asyncio.get_running_loop()
-        next_purge = next_parked_count = loop.time()
-        failures = 0
-        connection: AsyncConnection | None = None
-        try:
-            while not self._stopping.is_set():
-                if loop.time() >= next_purge:
-                    next_purge = loop.time() + self._purge_interval
-                    await self._purge_quietly()
-                if loop.time() >= next_parked_count:
-                    next_parked_count = loop.time() + self._parked_count_interval
-                    await self._count_parked_quietly()
-                self._wake.clear()
-                try:
-                    if connection is None:
-                        connection = await self._engine.connect()
-                    published = await self._relay_batch(connection)
-                except Exception as error:
-                    await _release(connection)
-                    connection = None
-                    failures += 1
-                    delay = min(self._max_backoff, self._min_backoff * 2 ** (failures - 1))
-                    logger.warning(
-                        "outbox.relay.backoff",
-                        extra={"schema": self._name, "delay": delay, "error": repr(error)},
-                    )
-                    with suppress(TimeoutError):
-                        await asyncio.wait_for(self._stopping.wait(), delay)
-                    continue
-                failures = 0
-                if published < self._batch_size:
-                    try:
-                        await asyncio.wait_for(self._wake.wait(), self._poll_interval)
-                    except TimeoutError:
-                        await _release(connection)
-                        connection = None
-        finally:
-            await _release(connection)
+    async def _relay(self) -> float:
+        """Relay a batch; the seconds until the next: no wait while batches come back full.
 
-    async def _purge_quietly(self) -> None:
+        While events keep coming, batches reuse one connection: checking one out of the pool costs
+        round trips of its own (the pre-ping), which at a few events per batch is most of the
+        batch. It goes back to the pool after an error and once a poll interval passes idle. After
+        a failure the relay backs off, the wait doubling up to ``max_backoff``, and a ``NOTIFY``
+        does not cut that wait short.
+        """
+        now = asyncio.get_running_loop().time()
+        if self._failures and now < self._relaying.due:
+            return self._relaying.due - now
+        if now - self._connection_used_at >= self._poll_interval:
+            await self._release_connection()
         try:
-            purged = await self.purge()
+            if self._connection is None:
+                self._connection = await self._engine.connect()
+            published = await self._relay_batch(self._connection)
         except Exception as error:
+            await self._release_connection()
+            self._failures += 1
+            delay = min(self._max_backoff, self._min_backoff * 2.0 ** (self._failures - 1))
             logger.warning(
-                "outbox.purge.failed", extra={"schema": self._name, "error": repr(error)}
+                "outbox.relay.backoff",
+                extra={"schema": self._name, "delay": delay, "error": repr(error)},
             )
-        else:
-            if purged:
-                logger.info("outbox.purged", extra={"schema": self._name, "purged": purged})
+            return delay
+        self._failures = 0
+        self._connection_used_at = asyncio.get_running_loop().time()
+        return 0.0 if published >= self._batch_size else self._poll_interval
 
-    async def _count_parked_quietly(self) -> None:
-        try:
-            await self.count_parked()
-        except Exception as error:
-            logger.warning(
-                "outbox.count_parked.failed", extra={"schema": self._name, "error": repr(error)}
-            )
+    async def _release_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        await _release(connection)
+
+    async def _purge(self) -> None:
+        purged = await self.purge()
+        if purged:
+            logger.info("outbox.purged", extra={"schema": self._name, "purged": purged})
+
+    async def _count_parked(self) -> None:
+        await self.count_parked()
 
     async def _listen(self) -> None:
         dsn = asyncpg_url(self._engine.url.render_as_string(hide_password=False))
@@ -641,9 +632,9 @@ class OutboxRelay:
     async def _listen_on(self, connection: asyncpg.Connection) -> None:
         lost = asyncio.Event()
         connection.add_termination_listener(lambda _: lost.set())
-        await connection.add_listener(self._channel, lambda *_: self._wake.set())
+        await connection.add_listener(self._channel, lambda *_: self._relaying.poke())
         # Anything committed while nobody was listening is picked up by the next batch.
-        self._wake.set()
+        self._relaying.poke()
         while not lost.is_set():
             with suppress(TimeoutError):
                 await asyncio.wait_for(lost.wait(), LISTEN_KEEPALIVE)

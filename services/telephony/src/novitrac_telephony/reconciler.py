@@ -21,6 +21,7 @@ from uuid import UUID
 from sqlalchemy import func, select, update
 
 from novitrac_kit.db import transaction
+from novitrac_kit.periodic import Periodic
 from novitrac_telephony import call_state, live, pricing
 from novitrac_telephony.accounts import ACTIVE_STATUSES
 from novitrac_telephony.call_state import Report
@@ -103,17 +104,26 @@ async def _claim_quiet_calls(telephony: Telephony) -> list[_Quiet]:
 
 
 async def keep_reconciling(telephony: Telephony) -> None:
-    """Run passes every ``reconcile_interval`` seconds until cancelled."""
-    while True:
-        await asyncio.sleep(telephony.settings.reconcile_interval)
-        try:
-            await reconcile_quiet_calls(telephony)
-        except Exception:
-            logger.exception("call.reconcile_pass_failed")
+    """Run passes every ``reconcile_interval`` seconds until cancelled (see :func:`stop`)."""
+
+    async def reconcile() -> None:
+        await reconcile_quiet_calls(telephony)
+
+    passes = Periodic(
+        reconcile,
+        interval=telephony.settings.reconcile_interval,
+        name="call-reconciler",
+        failure_event="call.reconcile_pass_failed",
+    )
+    passes.start()
+    try:
+        await asyncio.Future()  # until cancelled
+    finally:
+        await passes.stop()
 
 
 async def stop(task: asyncio.Task[None]) -> None:
-    """Cancel the reconciling task and wait for it."""
+    """Cancel the reconciling task (and a pass in progress) and wait for it."""
     task.cancel()
     with suppress(asyncio.CancelledError):
         await task
