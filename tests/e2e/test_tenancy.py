@@ -75,6 +75,12 @@ async def organisation_with_one_of_everything(platform: Platform) -> tuple[Accou
         assert pending.status_code == 201, pending.text
         key = await http.post("/v1/auth/api-keys", json={"name": "A's key", "scope": "full"})
         assert key.status_code == 201, key.text
+        endpoint = await http.post(
+            "/v1/webhook-endpoints", json={"url": "https://hooks.example.com/novitrac"}
+        )
+        assert endpoint.status_code == 201, endpoint.text
+        delivery = await http.post(f"/v1/webhook-endpoints/{endpoint.json()['id']}/test")
+        assert delivery.status_code == 202, delivery.text
 
         notifications: list[dict[str, Any]] = []
 
@@ -90,6 +96,8 @@ async def organisation_with_one_of_everything(platform: Platform) -> tuple[Accou
         "invitation_id": pending.json()["id"],
         "api_key_id": key.json()["id"],
         "notification_id": notifications[0]["id"],
+        "endpoint_id": endpoint.json()["id"],
+        "delivery_id": delivery.json()["id"],
         "org_id": owner.org_id,
     }
     return owner, ids

@@ -37,6 +37,7 @@ PREFIXES = (
     Prefix("/v1/auth", AUTH, children_only=True),
     Prefix("/.well-known/jwks.json", AUTH),
     Prefix("/v1/calls", TELEPHONY),
+    Prefix("/v1/campaigns", TELEPHONY),
     Prefix("/v1/numbers", TELEPHONY),
     Prefix("/v1/sms", TELEPHONY),
     Prefix("/webhooks/twilio", TELEPHONY, children_only=True),
@@ -46,6 +47,7 @@ PREFIXES = (
     Prefix("/v1/billing", BILLING, children_only=True),
     Prefix("/webhooks/stripe", BILLING),
     Prefix("/v1/notifications", NOTIFICATIONS),
+    Prefix("/v1/webhook-endpoints", NOTIFICATIONS),
 )
 
 PUBLIC_POSTS = frozenset(

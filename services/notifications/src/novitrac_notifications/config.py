@@ -2,7 +2,7 @@
 
 from email.utils import formataddr
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from novitrac_kit.config import ServiceSettings
@@ -13,6 +13,11 @@ class Settings(ServiceSettings):
 
     The SMTP defaults point at the development sandbox's sink; a real provider sets the host,
     port, credentials and ``SMTP_STARTTLS`` (port 587) or ``SMTP_TLS`` (port 465).
+
+    Webhooks: ``WEBHOOK_RETRY_SCHEDULE`` (a JSON list of seconds) is the wait after each failed
+    attempt; ``WEBHOOK_TIMEOUT`` bounds one attempt; ``WEBHOOK_MAX_CONSECUTIVE_FAILURES`` failed
+    attempts in a row disable an endpoint; ``WEBHOOK_CONCURRENCY`` attempts run at once per
+    replica, at most ``WEBHOOK_ENDPOINT_CONCURRENCY`` of them to any one endpoint.
     """
 
     model_config = SettingsConfigDict(env_prefix="NOTIFICATIONS_")
@@ -33,6 +38,24 @@ class Settings(ServiceSettings):
     delivery_backoff_max: float = Field(600.0, gt=0)
     delivery_batch_size: int = Field(20, ge=1)
     delivery_poll_interval: float = Field(1.0, gt=0)
+    # Webhooks: the wait after each failed attempt, in seconds; one attempt more than there are
+    # waits, then the delivery is failed. The default spans about 24 hours in 18 attempts.
+    webhook_retry_schedule: list[float] = Field(
+        default_factory=lambda: [5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0] + [7200.0] * 11,
+        min_length=1,
+    )
+    webhook_timeout: float = Field(10.0, gt=0)
+    webhook_max_consecutive_failures: int = Field(50, ge=1)
+    webhook_concurrency: int = Field(32, ge=1)
+    webhook_endpoint_concurrency: int = Field(4, ge=1)
+    webhook_poll_interval: float = Field(1.0, gt=0)
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _waits_are_positive(cls, value: list[float]) -> list[float]:
+        if any(wait <= 0 for wait in value):
+            raise ValueError("every wait must be more than 0 seconds")
+        return value
 
     @model_validator(mode="after")
     def _one_tls_mode(self) -> "Settings":

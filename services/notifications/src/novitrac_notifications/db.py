@@ -1,13 +1,16 @@
 """The `notifications` schema: every table the notifications service owns."""
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     Table,
     Text,
+    UniqueConstraint,
     Uuid,
     func,
     text,
@@ -23,6 +26,7 @@ outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
 
 DELIVERY_STATUSES = ("pending", "sent", "failed", "skipped")
+WEBHOOK_DELIVERY_STATUSES = ("pending", "succeeded", "failed")
 
 recipients = Table(
     "recipients",
@@ -129,4 +133,80 @@ notifications = Table(
         "user_id",
         postgresql_where=text("read_at IS NULL"),
     ),
+)
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("org_id", Uuid, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("description", Text, nullable=False, server_default=text("''")),
+    Column(
+        "event_types",
+        ARRAY(Text),
+        nullable=False,
+        server_default=text("'{}'"),
+        comment="Event types sent to it; empty means every type offered.",
+    ),
+    Column(
+        "secret",
+        Text,
+        nullable=False,
+        comment="whsec_<base64 key> that signs its deliveries; shown to the user only when set.",
+    ),
+    Column("enabled", Boolean, nullable=False, server_default=text("true")),
+    Column("disabled_reason", Text),
+    Column(
+        "consecutive_failures",
+        Integer,
+        nullable=False,
+        server_default=text("0"),
+        comment="Failed attempts since its last success; too many disable it.",
+    ),
+    Column(
+        "created_at", DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()
+    ),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_webhook_endpoints_org_id_created_at", "org_id", "created_at", "id"),
+    comment="The organisations' own HTTPS endpoints that receive their events, signed.",
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column(
+        "endpoint_id",
+        Uuid,
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("event_id", Uuid, nullable=False, comment="Also the webhook-id header."),
+    Column("event_type", Text, nullable=False),
+    Column("payload", JSONB, nullable=False, comment="The body sent: the event's envelope."),
+    Column("status", Text, nullable=False, server_default=text("'pending'")),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column(
+        "next_attempt_at",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=func.now(),
+        comment="While pending: when it is due (or, while being sent, when its lease runs out).",
+    ),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    Column("last_duration_ms", Integer),
+    Column(
+        "created_at", DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()
+    ),
+    Column("delivered_at", DateTime(timezone=True)),
+    CheckConstraint("status IN ('pending', 'succeeded', 'failed')", name="status_is_known"),
+    UniqueConstraint("endpoint_id", "event_id"),
+    Index(
+        "ix_webhook_deliveries_due",
+        "next_attempt_at",
+        postgresql_where=text("status = 'pending'"),
+    ),
+    Index("ix_webhook_deliveries_endpoint_id_created_at", "endpoint_id", "created_at", "id"),
 )

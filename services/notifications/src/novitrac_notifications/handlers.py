@@ -1,4 +1,5 @@
-"""The events notifications consumes: auth's codes, invitations and who is who; billing news."""
+"""The events notifications consumes: auth's codes, invitations and who is who; billing news;
+and every event an organisation's webhook endpoints may receive (:mod:`.webhooks`)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from novitrac_contracts.billing import (
     PaymentSucceeded,
     PlanChanged,
 )
+from novitrac_contracts.envelope import Event
 from novitrac_kit.handlers import EventHandlers, HandlerContext
 from novitrac_notifications import (
     billing_notices,
@@ -32,6 +34,7 @@ from novitrac_notifications import (
     feed,
     preferences,
     templates,
+    webhooks,
 )
 
 handlers = EventHandlers()
@@ -218,3 +221,19 @@ async def tell_plan_changed(event: PlanChanged, ctx: HandlerContext) -> None:
     await billing_notices.tell_managers(
         ctx, org_id=event.org_id, notice_for=lambda org: billing_notices.plan_changed(event, org)
     )
+
+
+async def queue_webhooks(event: Event, ctx: HandlerContext) -> None:
+    """Queue the event for the webhook endpoints of its organisation that want it.
+
+    Registered for every type in :data:`webhooks.WEBHOOK_EVENTS`, after any other handler of the
+    type; each of those events names its organisation, and only that one's endpoints get it.
+    """
+    org_id = getattr(event, "org_id", None) or ctx.envelope.org_id
+    if org_id is None:
+        return
+    await webhooks.enqueue_event(ctx.session, ctx.envelope, org_id=org_id)
+
+
+for _model in webhooks.WEBHOOK_EVENTS:
+    handlers.on(_model)(queue_webhooks)

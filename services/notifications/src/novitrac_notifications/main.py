@@ -12,6 +12,8 @@ from novitrac_notifications.delivery import Backoff, DeliveryWorker
 from novitrac_notifications.endpoints import router
 from novitrac_notifications.handlers import handlers
 from novitrac_notifications.smtp import SmtpMailer
+from novitrac_notifications.webhook_endpoints import router as webhook_router
+from novitrac_notifications.webhook_sender import WebhookSender
 
 
 def mailer_from(settings: Settings) -> SmtpMailer:
@@ -32,7 +34,7 @@ def mailer_from(settings: Settings) -> SmtpMailer:
 
 @asynccontextmanager
 async def lifespan(context: ServiceContext) -> AsyncIterator[None]:
-    """Run the email delivery worker beside the API and the event consumer."""
+    """Run the email delivery worker and the webhook sender beside the API and the consumer."""
     settings = context.settings
     if not isinstance(settings, Settings):
         raise TypeError("the notifications service needs its own Settings")
@@ -50,9 +52,23 @@ async def lifespan(context: ServiceContext) -> AsyncIterator[None]:
         batch_size=settings.delivery_batch_size,
         poll_interval=settings.delivery_poll_interval,
     )
+    sender = WebhookSender(
+        context.engine,
+        environment=settings.environment,
+        retry_schedule=settings.webhook_retry_schedule,
+        timeout=settings.webhook_timeout,
+        max_consecutive_failures=settings.webhook_max_consecutive_failures,
+        concurrency=settings.webhook_concurrency,
+        endpoint_concurrency=settings.webhook_endpoint_concurrency,
+        poll_interval=settings.webhook_poll_interval,
+    )
     await worker.start()
     try:
-        yield
+        await sender.start()
+        try:
+            yield
+        finally:
+            await sender.stop(grace=5.0)
     finally:
         await worker.stop()
 
@@ -81,7 +97,7 @@ service = Service(
         outbox=outbox,
         inbox=inbox,
     ),
-    routers=[router],
+    routers=[router, webhook_router],
     handlers=handlers,
     lifespan=lifespan,
     development_environment=development_environment,

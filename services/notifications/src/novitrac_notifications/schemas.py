@@ -13,6 +13,7 @@ from novitrac_notifications.categories import (
     EmailCategory,
     InAppCategory,
 )
+from novitrac_notifications.webhooks import EVENT_TYPES
 
 DeliveryStatus = Literal["pending", "sent", "failed", "skipped"]
 
@@ -112,4 +113,128 @@ class DeliveryPage(BaseModel):
     """A page of the organisation's email log, newest first."""
 
     items: list[Delivery]
+    next_cursor: str | None
+
+
+WebhookDeliveryStatus = Literal["pending", "succeeded", "failed"]
+
+
+def _known_event_types(value: list[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    unknown = sorted({event_type for event_type in value if event_type not in EVENT_TYPES})
+    if unknown:
+        raise ValueError(
+            f"unknown event types: {', '.join(unknown)} (offered: {', '.join(sorted(EVENT_TYPES))})"
+        )
+    return sorted(set(value))
+
+
+_URL_DESCRIPTION = "Where deliveries are POSTed: https, on a public address."
+_URL_EXAMPLE = "https://example.com/novitrac/webhooks"
+_TYPES_DESCRIPTION = "Event types it receives; empty for every type offered."
+_TYPES_EXAMPLE = ["telephony.call.ended.v1", "voice.conversation.analyzed.v1"]
+
+
+class WebhookEndpointCreate(BaseModel):
+    """A new webhook endpoint."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(
+        min_length=1, max_length=2000, description=_URL_DESCRIPTION, examples=[_URL_EXAMPLE]
+    )
+    description: str = Field("", max_length=500, description="What it is, for people.")
+    event_types: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description=_TYPES_DESCRIPTION,
+        examples=[_TYPES_EXAMPLE],
+    )
+
+    _event_types_known = field_validator("event_types")(_known_event_types)
+
+
+class WebhookEndpointUpdate(BaseModel):
+    """Changes to an endpoint; fields not given keep their value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(
+        None, min_length=1, max_length=2000, description=_URL_DESCRIPTION, examples=[_URL_EXAMPLE]
+    )
+    description: str | None = Field(None, max_length=500, description="What it is, for people.")
+    event_types: list[str] | None = Field(
+        None, max_length=100, description=_TYPES_DESCRIPTION, examples=[_TYPES_EXAMPLE]
+    )
+    enabled: bool | None = Field(
+        None, description="Enabling it again clears its failures and disabled reason."
+    )
+
+    _event_types_known = field_validator("event_types")(_known_event_types)
+
+
+class WebhookEndpoint(BaseModel):
+    """An organisation's webhook endpoint (its secret is shown only when set)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: UUID
+    url: str
+    description: str
+    event_types: list[str] = Field(description="Empty: every type offered.")
+    enabled: bool
+    disabled_reason: str | None = Field(description="Why it is disabled, while it is.")
+    consecutive_failures: int = Field(description="Failed attempts since its last success.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookEndpointWithSecret(WebhookEndpoint):
+    """An endpoint just created or given a new secret: the only time the secret is shown."""
+
+    secret: str = Field(
+        description="whsec_<base64 key>: verify each delivery's webhook-signature with it."
+    )
+
+
+class WebhookEndpointPage(BaseModel):
+    """A page of the organisation's endpoints, newest first."""
+
+    items: list[WebhookEndpoint]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
+
+
+class WebhookDelivery(BaseModel):
+    """One event sent (or to be sent) to one endpoint, and how its attempts went."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: UUID
+    event_id: UUID = Field(description="Also the webhook-id header.")
+    event_type: str
+    payload: dict[str, Any] = Field(description="The body sent: the event's envelope.")
+    status: WebhookDeliveryStatus
+    attempts: int
+    next_attempt_at: datetime | None = Field(description="When it is tried next, while pending.")
+    last_status_code: int | None = Field(description="The HTTP status of the last answer.")
+    last_error: str | None
+    last_duration_ms: int | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> WebhookDelivery:
+        delivery = cls.model_validate(row)
+        if delivery.status != "pending":
+            delivery.next_attempt_at = None
+        return delivery
+
+
+class WebhookDeliveryPage(BaseModel):
+    """A page of an endpoint's deliveries, newest first."""
+
+    items: list[WebhookDelivery]
     next_cursor: str | None

@@ -1,0 +1,404 @@
+"""Webhooks: the organisations' own endpoints, which events they get, and how those are signed.
+
+An organisation registers HTTPS endpoints (``/v1/webhook-endpoints``), each subscribed to some of
+the event types in :data:`EVENT_TYPES` (none named: all of them). When one of those events arrives,
+its handler calls :func:`enqueue_event` in its own transaction: one ``pending`` row in
+``webhook_deliveries`` per enabled endpoint of the event's organisation that wants the type, unique
+per ``(endpoint, event id)`` so a redelivered event is not sent twice, and a ``NOTIFY`` that wakes
+the senders (:mod:`novitrac_notifications.webhook_sender`) once it commits.
+
+Deliveries follow the Standard Webhooks specification (https://www.standardwebhooks.com): the body
+is the event's envelope as JSON (``id``, ``type``, ``occurred_at``, ``org_id``, ``data``), and the
+headers ``webhook-id`` (the event id), ``webhook-timestamp`` (UNIX seconds) and
+``webhook-signature`` (``v1,`` and the base64 HMAC-SHA256 of ``"{id}.{timestamp}.{body}"`` keyed by
+the base64-decoded part of the endpoint's ``whsec_...`` secret) let the receiver check them.
+
+Endpoint URLs must be ``https`` and resolve only to public addresses (never loopback, private,
+link-local or otherwise reserved ones), checked when they are set and again before each attempt;
+the ``development`` and ``test`` environments allow plain ``http`` and any address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import ipaddress
+import secrets
+import socket
+import uuid
+from datetime import UTC, datetime
+from typing import Any, cast
+from urllib.parse import urlsplit
+from uuid import UUID
+
+from sqlalchemy import CursorResult, Uuid, delete, func, literal, or_, select, tuple_, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from novitrac_contracts.billing import (
+    AccountReinstated,
+    AccountSuspended,
+    BalanceChanged,
+    BalanceRanLow,
+    PaymentFailed,
+    PaymentSucceeded,
+)
+from novitrac_contracts.envelope import Envelope, Event
+from novitrac_contracts.telephony import (
+    CallCreated,
+    CallEnded,
+    CallStatusChanged,
+    SmsReceived,
+    SmsSent,
+)
+from novitrac_contracts.voice import ConversationAnalyzed, ConversationEnded
+from novitrac_kit.config import Environment
+from novitrac_notifications.db import webhook_deliveries, webhook_endpoints
+
+WEBHOOK_CHANNEL = "notifications_webhooks"
+"""The ``NOTIFY`` channel that wakes webhook senders."""
+
+WEBHOOK_EVENTS: tuple[type[Event], ...] = (
+    CallCreated,
+    CallStatusChanged,
+    CallEnded,
+    SmsReceived,
+    SmsSent,
+    ConversationEnded,
+    ConversationAnalyzed,
+    BalanceChanged,
+    BalanceRanLow,
+    PaymentSucceeded,
+    PaymentFailed,
+    AccountSuspended,
+    AccountReinstated,
+)
+"""The domain events an endpoint may subscribe to."""
+
+EVENT_TYPES = frozenset(model.event_type for model in WEBHOOK_EVENTS)
+"""Their types, the values ``event_types`` accepts."""
+
+TEST_EVENT_TYPE = "novitrac.webhook.test"
+"""The type of the delivery ``POST /v1/webhook-endpoints/{id}/test`` sends, whatever the filter."""
+
+SECRET_PREFIX = "whsec_"
+SECRET_BYTES = 32
+USER_AGENT = "Novitrac-Webhooks/1"
+LOCAL_ENVIRONMENTS: frozenset[Environment] = frozenset({"development", "test"})
+
+
+# Secrets and signatures.
+
+
+def new_secret() -> str:
+    """A fresh signing secret: ``whsec_`` and the base64 of 32 random bytes."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+
+
+def signature(secret: str, *, message_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` header of one attempt: ``v1,<base64 HMAC-SHA256>``.
+
+    Args:
+        secret: the endpoint's ``whsec_...`` secret; the key is its base64-decoded tail.
+        message_id: the ``webhook-id`` header (the event id).
+        timestamp: the ``webhook-timestamp`` header (UNIX seconds).
+        body: the exact bytes sent.
+    """
+    key = base64.b64decode(secret.removeprefix(SECRET_PREFIX))
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    digest = hmac.new(key, signed, hashlib.sha256).digest()
+    return f"v1,{base64.b64encode(digest).decode()}"
+
+
+def request_headers(secret: str, *, message_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    """Every header of one delivery attempt."""
+    return {
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+        "webhook-id": message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature(
+            secret, message_id=message_id, timestamp=timestamp, body=body
+        ),
+    }
+
+
+# Where deliveries may go.
+
+
+class UnsafeUrl(ValueError):
+    """The URL may not receive webhooks; the message says why."""
+
+
+def _is_public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.partition("%")[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+async def _resolve(host: str, port: int) -> set[str]:
+    try:
+        return {str(ipaddress.ip_address(host))}
+    except ValueError:
+        pass
+    loop = asyncio.get_running_loop()
+    try:
+        found = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as error:
+        raise UnsafeUrl(f"the host {host!r} does not resolve") from error
+    return {str(info[4][0]) for info in found}
+
+
+async def check_url(url: str, *, environment: Environment) -> None:
+    """Refuse a URL that may not receive webhooks in this environment.
+
+    Everywhere: a scheme other than ``https`` (``http`` too in development and test), no host, or
+    credentials in the URL. Outside development and test: a host that does not resolve, or that
+    resolves to any address that is not public (loopback, private, link-local, shared, reserved,
+    multicast).
+
+    Raises:
+        UnsafeUrl: with the reason.
+    """
+    local = environment in LOCAL_ENVIRONMENTS
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as error:
+        raise UnsafeUrl(f"malformed URL: {error}") from error
+    schemes = ("https", "http") if local else ("https",)
+    if parts.scheme not in schemes:
+        raise UnsafeUrl("the URL must use https")
+    host = parts.hostname
+    if not host:
+        raise UnsafeUrl("the URL has no host")
+    if parts.username is not None or parts.password is not None:
+        raise UnsafeUrl("the URL must not carry credentials")
+    if local:
+        return
+    addresses = await _resolve(host, port or 443)
+    refused = sorted(address for address in addresses if not _is_public(address))
+    if refused:
+        raise UnsafeUrl(
+            f"the host {host!r} resolves to a non-public address ({', '.join(refused)})"
+        )
+
+
+# Endpoints.
+
+
+async def create_endpoint(
+    session: AsyncSession,
+    *,
+    org_id: UUID,
+    url: str,
+    description: str,
+    event_types: list[str],
+) -> Any:
+    """Register an endpoint with a new secret; returns its row (secret included)."""
+    statement = (
+        insert(webhook_endpoints)
+        .values(
+            id=uuid.uuid4(),
+            org_id=org_id,
+            url=url,
+            description=description,
+            event_types=sorted(set(event_types)),
+            secret=new_secret(),
+        )
+        .returning(webhook_endpoints)
+    )
+    return (await session.execute(statement)).one()
+
+
+async def get_endpoint(session: AsyncSession, *, org_id: UUID, endpoint_id: UUID) -> Any:
+    """One of the organisation's endpoints, or None."""
+    query = select(webhook_endpoints).where(
+        webhook_endpoints.c.org_id == org_id, webhook_endpoints.c.id == endpoint_id
+    )
+    return (await session.execute(query)).one_or_none()
+
+
+async def list_endpoints(
+    session: AsyncSession,
+    *,
+    org_id: UUID,
+    limit: int,
+    after: tuple[datetime, UUID] | None = None,
+) -> list[Any]:
+    """The organisation's endpoints, newest first, up to ``limit`` after the cursor ``after``."""
+    columns = webhook_endpoints.c
+    query = (
+        select(webhook_endpoints)
+        .where(columns.org_id == org_id)
+        .order_by(columns.created_at.desc(), columns.id.desc())
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(tuple_(columns.created_at, columns.id) < tuple_(*after))
+    return list((await session.execute(query)).all())
+
+
+async def update_endpoint(
+    session: AsyncSession, *, org_id: UUID, endpoint_id: UUID, changes: dict[str, Any]
+) -> Any:
+    """Change an endpoint; returns its row, or None when the organisation has no such endpoint.
+
+    ``enabled`` set to true clears ``disabled_reason`` and the count of failures; set to false,
+    it records that the organisation disabled it.
+    """
+    values = dict(changes)
+    if "event_types" in values:
+        values["event_types"] = sorted(set(values["event_types"]))
+    if values.get("enabled") is True:
+        values |= {"disabled_reason": None, "consecutive_failures": 0}
+    elif values.get("enabled") is False:
+        values["disabled_reason"] = "disabled through the API"
+    statement = (
+        update(webhook_endpoints)
+        .where(webhook_endpoints.c.org_id == org_id, webhook_endpoints.c.id == endpoint_id)
+        .values(**values, updated_at=func.now())
+        .returning(webhook_endpoints)
+    )
+    return (await session.execute(statement)).one_or_none()
+
+
+async def rotate_secret(session: AsyncSession, *, org_id: UUID, endpoint_id: UUID) -> Any:
+    """Give an endpoint a new secret, used from its next attempt on; its row, or None."""
+    return await update_endpoint(
+        session, org_id=org_id, endpoint_id=endpoint_id, changes={"secret": new_secret()}
+    )
+
+
+async def delete_endpoint(session: AsyncSession, *, org_id: UUID, endpoint_id: UUID) -> bool:
+    """Delete an endpoint and its deliveries; whether the organisation had it."""
+    result = await session.execute(
+        delete(webhook_endpoints).where(
+            webhook_endpoints.c.org_id == org_id, webhook_endpoints.c.id == endpoint_id
+        )
+    )
+    return bool(cast(CursorResult[Any], result).rowcount)
+
+
+# Deliveries.
+
+
+def envelope_payload(envelope: Envelope, *, org_id: UUID) -> dict[str, Any]:
+    """The body of an event's deliveries: its envelope as JSON, without transport details."""
+    return {
+        "id": str(envelope.id),
+        "type": envelope.type,
+        "occurred_at": envelope.occurred_at.isoformat(),
+        "org_id": str(org_id),
+        "data": envelope.data,
+    }
+
+
+async def _wake(session: AsyncSession) -> None:
+    await session.execute(select(func.pg_notify(WEBHOOK_CHANNEL, "")))
+
+
+async def enqueue_event(session: AsyncSession, envelope: Envelope, *, org_id: UUID) -> int:
+    """Queue the event for every enabled endpoint of ``org_id`` that wants its type.
+
+    Runs in the handler's transaction; an event already queued for an endpoint is not queued
+    again. Returns how many deliveries were queued.
+    """
+    columns = webhook_endpoints.c
+    source = select(
+        func.gen_random_uuid(),
+        columns.id,
+        literal(envelope.id, Uuid),
+        literal(envelope.type),
+        literal(envelope_payload(envelope, org_id=org_id), JSONB),
+    ).where(
+        columns.org_id == org_id,
+        columns.enabled,
+        or_(
+            func.cardinality(columns.event_types) == 0, columns.event_types.any_() == envelope.type
+        ),
+    )
+    statement = (
+        insert(webhook_deliveries)
+        .from_select(["id", "endpoint_id", "event_id", "event_type", "payload"], source)
+        .on_conflict_do_nothing(index_elements=["endpoint_id", "event_id"])
+    )
+    queued = int(cast(CursorResult[Any], await session.execute(statement)).rowcount)
+    if queued:
+        await _wake(session)
+    return queued
+
+
+async def enqueue_test(session: AsyncSession, *, org_id: UUID, endpoint_id: UUID) -> Any:
+    """Queue a :data:`TEST_EVENT_TYPE` delivery to one endpoint; returns the delivery's row."""
+    event_id = uuid.uuid4()
+    payload = {
+        "id": str(event_id),
+        "type": TEST_EVENT_TYPE,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "org_id": str(org_id),
+        "data": {
+            "endpoint_id": str(endpoint_id),
+            "message": "A test delivery from Novitrac: this endpoint is reachable.",
+        },
+    }
+    statement = (
+        insert(webhook_deliveries)
+        .values(
+            id=uuid.uuid4(),
+            endpoint_id=endpoint_id,
+            event_id=event_id,
+            event_type=TEST_EVENT_TYPE,
+            payload=payload,
+        )
+        .returning(webhook_deliveries)
+    )
+    row = (await session.execute(statement)).one()
+    await _wake(session)
+    return row
+
+
+async def list_deliveries(
+    session: AsyncSession,
+    *,
+    endpoint_id: UUID,
+    limit: int,
+    after: tuple[datetime, UUID] | None = None,
+    status: str | None = None,
+) -> list[Any]:
+    """An endpoint's deliveries, newest first, up to ``limit`` after the cursor ``after``."""
+    columns = webhook_deliveries.c
+    query = (
+        select(webhook_deliveries)
+        .where(columns.endpoint_id == endpoint_id)
+        .order_by(columns.created_at.desc(), columns.id.desc())
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(tuple_(columns.created_at, columns.id) < tuple_(*after))
+    if status is not None:
+        query = query.where(columns.status == status)
+    return list((await session.execute(query)).all())
+
+
+async def retry_delivery(session: AsyncSession, *, endpoint_id: UUID, delivery_id: UUID) -> Any:
+    """Make a delivery of the endpoint due now, whatever its status; its row, or None.
+
+    A delivery that had failed gets one more attempt (failing again, it is failed again); one
+    that had succeeded is sent again, with the same ``webhook-id``.
+    """
+    statement = (
+        update(webhook_deliveries)
+        .where(
+            webhook_deliveries.c.endpoint_id == endpoint_id, webhook_deliveries.c.id == delivery_id
+        )
+        .values(status="pending", next_attempt_at=func.now())
+        .returning(webhook_deliveries)
+    )
+    row = (await session.execute(statement)).one_or_none()
+    if row is not None:
+        await _wake(session)
+    return row
