@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -33,6 +34,7 @@ from novitrac_contracts.telephony import (
 from novitrac_kit.config import load_settings
 from novitrac_kit.testing.internal import INTERNAL_TOKEN
 from novitrac_kit.testing.waiting import eventually
+from novitrac_notifications import webhooks
 from novitrac_notifications.config import Settings
 from novitrac_notifications.db import webhook_deliveries, webhook_endpoints
 from novitrac_notifications.webhook_sender import WebhookSender
@@ -631,6 +633,81 @@ async def test_invalid_requests_are_refused_and_change_nothing(
 
 
 # The URL check and the signature, on their own.
+
+
+async def test_production_connects_to_the_address_it_checked_not_to_a_second_lookup(
+    migrated_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The name resolves to a public address when checked; the connection must go to that very
+    # address (TLS still presenting and verifying the name), so a resolver that answers
+    # differently a moment later (DNS rebinding) cannot aim the request at an internal host.
+    lookups: list[str] = []
+
+    async def resolve(host: str, port: int) -> list[str]:
+        lookups.append(host)
+        return ["93.184.216.34"]
+
+    monkeypatch.setattr(webhooks, "_resolve", resolve)
+    requests: list[httpx.Request] = []
+
+    def receive(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return httpx.Response(204)
+
+    engine = create_async_engine(migrated_url)
+    endpoint_id, delivery_id = uuid.uuid4(), uuid.uuid4()
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                webhook_endpoints.insert().values(
+                    id=endpoint_id,
+                    org_id=uuid.uuid4(),
+                    url="https://hooks.example.com:8443/novitrac?tenant=a",
+                    secret=new_secret(),
+                )
+            )
+            await connection.execute(
+                webhook_deliveries.insert().values(
+                    id=delivery_id,
+                    endpoint_id=endpoint_id,
+                    event_id=uuid.uuid4(),
+                    event_type="telephony.call.ended.v1",
+                    payload={"hello": "world"},
+                )
+            )
+        async with httpx.AsyncClient(transport=httpx.MockTransport(receive)) as http:
+            sender = WebhookSender(
+                engine,
+                environment="production",
+                retry_schedule=[60.0],
+                poll_interval=0.2,
+                http=http,
+            )
+            await sender.start()
+            try:
+
+                async def delivered() -> bool:
+                    async with engine.connect() as connection:
+                        row = (
+                            await connection.execute(
+                                webhook_deliveries.select().where(
+                                    webhook_deliveries.c.id == delivery_id
+                                )
+                            )
+                        ).one()
+                    return row.status == "succeeded"
+
+                await eventually(delivered)
+            finally:
+                await sender.stop()
+    finally:
+        await engine.dispose()
+
+    [request] = requests
+    assert lookups == ["hooks.example.com"]
+    assert str(request.url) == "https://93.184.216.34:8443/novitrac?tenant=a"
+    assert request.headers["host"] == "hooks.example.com:8443"
+    assert request.extensions["sni_hostname"] == "hooks.example.com"
 
 
 async def test_production_refuses_urls_that_are_not_public_https() -> None:

@@ -47,6 +47,7 @@ from novitrac_notifications.webhooks import (
     WEBHOOK_CHANNEL,
     UnsafeUrl,
     check_url,
+    pinned,
     request_headers,
 )
 
@@ -288,12 +289,21 @@ class WebhookSender:
         headers = request_headers(
             row.secret, message_id=str(row.event_id), timestamp=int(time.time()), body=body
         )
+        url, extensions = row.url, {}
         try:
             async with asyncio.timeout(self._timeout):
                 if self._environment not in LOCAL_ENVIRONMENTS:
-                    await check_url(row.url, environment=self._environment)
+                    addresses = await check_url(row.url, environment=self._environment)
+                    target = pinned(row.url, addresses[0])
+                    url, extensions = target.url, {"sni_hostname": target.sni_hostname}
+                    headers["host"] = target.host
                 async with self._http.stream(
-                    "POST", row.url, content=body, headers=headers, timeout=self._timeout
+                    "POST",
+                    url,
+                    content=body,
+                    headers=headers,
+                    timeout=self._timeout,
+                    extensions=extensions,
                 ) as response:
                     if 200 <= response.status_code < 300:
                         return done(True, response.status_code, None)

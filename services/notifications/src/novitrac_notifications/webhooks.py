@@ -28,9 +28,10 @@ import ipaddress
 import secrets
 import socket
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
 
 from sqlalchemy import CursorResult, Uuid, delete, func, literal, or_, select, tuple_, update
@@ -139,9 +140,10 @@ def _is_public(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-async def _resolve(host: str, port: int) -> set[str]:
+async def _resolve(host: str, port: int) -> list[str]:
+    """The addresses ``host`` resolves to, in the resolver's order, each once."""
     try:
-        return {str(ipaddress.ip_address(host))}
+        return [str(ipaddress.ip_address(host))]
     except ValueError:
         pass
     loop = asyncio.get_running_loop()
@@ -149,16 +151,20 @@ async def _resolve(host: str, port: int) -> set[str]:
         found = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as error:
         raise UnsafeUrl(f"the host {host!r} does not resolve") from error
-    return {str(info[4][0]) for info in found}
+    return list(dict.fromkeys(str(info[4][0]) for info in found))
 
 
-async def check_url(url: str, *, environment: Environment) -> None:
+async def check_url(url: str, *, environment: Environment) -> list[str]:
     """Refuse a URL that may not receive webhooks in this environment.
 
     Everywhere: a scheme other than ``https`` (``http`` too in development and test), no host, or
     credentials in the URL. Outside development and test: a host that does not resolve, or that
     resolves to any address that is not public (loopback, private, link-local, shared, reserved,
     multicast).
+
+    Returns:
+        The public addresses the host resolved to (none in development and test): connect to one
+        of these, not to a second resolution, which could answer differently (DNS rebinding).
 
     Raises:
         UnsafeUrl: with the reason.
@@ -178,13 +184,42 @@ async def check_url(url: str, *, environment: Environment) -> None:
     if parts.username is not None or parts.password is not None:
         raise UnsafeUrl("the URL must not carry credentials")
     if local:
-        return
+        return []
     addresses = await _resolve(host, port or 443)
     refused = sorted(address for address in addresses if not _is_public(address))
     if refused:
         raise UnsafeUrl(
             f"the host {host!r} resolves to a non-public address ({', '.join(refused)})"
         )
+    return addresses
+
+
+@dataclass(frozen=True)
+class PinnedRequest:
+    """A request to ``url`` that connects to an address already checked, not to the name.
+
+    Attributes:
+        url: the URL with its host replaced by the address.
+        host: the ``Host`` header: the URL's own host (and port).
+        sni_hostname: the name TLS presents and verifies the certificate against.
+    """
+
+    url: str
+    host: str
+    sni_hostname: str
+
+
+def pinned(url: str, address: str) -> PinnedRequest:
+    """``url`` aimed at ``address`` (one that :func:`check_url` returned for it)."""
+    parts = urlsplit(url)
+    name = parts.hostname or ""
+    literal = f"[{address}]" if ":" in address else address
+    netloc = literal if parts.port is None else f"{literal}:{parts.port}"
+    return PinnedRequest(
+        url=urlunsplit(parts._replace(netloc=netloc)),
+        host=parts.netloc,
+        sni_hostname=name,
+    )
 
 
 # Endpoints.
