@@ -695,7 +695,7 @@ async def test_production_connects_to_the_address_it_checked_not_to_a_second_loo
                                 )
                             )
                         ).one()
-                    return row.status == "succeeded"
+                    return bool(row.status == "succeeded")
 
                 await eventually(delivered)
             finally:
