@@ -4,7 +4,8 @@ A call only moves forward (queued → ringing → in-progress → a final status
 the last applied one (by Twilio's ``SequenceNumber``) or behind the current status changes
 nothing, and the final status is applied exactly once. Each applied change is kept in the call's
 history and written to the outbox; the live signals are returned for the caller to publish after
-its transaction commits.
+its transaction commits. The transaction that makes a campaign's call final also settles the
+recipient it was placed for (:mod:`novitrac_telephony.recipients`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from novitrac_contracts.telephony import (
     CallStatusChanged,
 )
 from novitrac_kit import outbox as outbox_events
+from novitrac_telephony import recipients
 from novitrac_telephony.db import call_events, calls, outbox
 
 PRODUCER = "telephony"
@@ -188,6 +190,12 @@ async def apply(session: AsyncSession, call: Row[Any], report: Report) -> list[E
             ended_at=at,
         )
         await outbox_events.add(session, outbox, _wrap(ended, call.id))
+        await recipients.call_ended(
+            session,
+            call,
+            status=report.status,
+            answered_by=changes.get("answered_by", call.answered_by),
+        )
     return [_live(call.id, call.org_id, report.status, sequence)]
 
 

@@ -31,6 +31,8 @@ class Settings(ServiceSettings):
             asked of Twilio (again every as many seconds while it stays unfinished), so a lost
             status callback cannot leave a call running forever, uncharged.
         reconcile_interval: seconds between two looks for such calls.
+        campaign_tick: seconds between two passes of the campaign runner (claiming due
+            recipients of running campaigns and placing their calls).
     """
 
     model_config = SettingsConfigDict(env_prefix="TELEPHONY_")
@@ -50,6 +52,7 @@ class Settings(ServiceSettings):
     twilio_timeout: float = Field(15.0, gt=0)
     reconcile_after: int = Field(120, ge=1)
     reconcile_interval: float = Field(30.0, gt=0)
+    campaign_tick: float = Field(1.0, gt=0)
 
     def webhook_url(self, path: str) -> str:
         """The public URL of one of telephony's webhook paths (``/webhooks/twilio/...``)."""

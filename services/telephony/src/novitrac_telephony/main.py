@@ -8,10 +8,11 @@ from pathlib import Path
 from novitrac_kit.runtime import ServiceContext
 from novitrac_kit.service import Database, DevelopmentSite, Service
 from novitrac_telephony import reconciler
+from novitrac_telephony.campaigns import CampaignRunner
 from novitrac_telephony.config import Settings
 from novitrac_telephony.db import inbox, metadata, outbox
 from novitrac_telephony.deps import Telephony, registered
-from novitrac_telephony.endpoints import calls, internal, numbers, sms, webhooks
+from novitrac_telephony.endpoints import calls, campaigns, internal, numbers, sms, webhooks
 from novitrac_telephony.handlers import handlers
 from novitrac_telephony.twilio_adapter import SignatureChecker, TwilioGateway
 
@@ -23,7 +24,7 @@ SANDBOX_AUTH_TOKEN = "sandbox-twilio-auth-token"
 
 @asynccontextmanager
 async def lifespan(context: ServiceContext) -> AsyncIterator[None]:
-    """Open the Twilio client and reconcile quiet calls for the life of the service."""
+    """Open the Twilio client; reconcile quiet calls and run campaigns while the service runs."""
     settings = context.settings
     if context.sessions is None or not isinstance(settings, Settings):
         raise RuntimeError("the telephony service needs its database and its own settings")
@@ -38,9 +39,12 @@ async def lifespan(context: ServiceContext) -> AsyncIterator[None]:
     try:
         with registered(context, telephony):
             reconciling = asyncio.create_task(reconciler.keep_reconciling(telephony))
+            campaign_runner = CampaignRunner(telephony)
+            campaign_runner.start()
             try:
                 yield
             finally:
+                await campaign_runner.stop()
                 await reconciler.stop(reconciling)
     finally:
         await twilio.aclose()
@@ -69,7 +73,14 @@ service = Service(
         outbox=outbox,
         inbox=inbox,
     ),
-    routers=[calls.router, numbers.router, sms.router, webhooks.router, internal.router],
+    routers=[
+        calls.router,
+        campaigns.router,
+        numbers.router,
+        sms.router,
+        webhooks.router,
+        internal.router,
+    ],
     handlers=handlers,
     lifespan=lifespan,
     development_environment=development_environment,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time
+from enum import StrEnum
 from typing import Annotated, Generic, TypeVar
 from uuid import UUID
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from novitrac_contracts.common import PhoneNumber
 from novitrac_contracts.telephony import CallDirection, CallStatus
@@ -176,3 +178,164 @@ class Accepted(BaseModel):
 
     call_id: UUID
     status: CallStatus
+
+
+MAX_RECIPIENTS = 10_000
+
+
+class CampaignStatus(StrEnum):
+    """A campaign's life: ``draft`` until started, then dialing while ``running``."""
+
+    DRAFT = "draft"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    CANCELED = "canceled"
+
+
+class PauseReason(StrEnum):
+    """Why a campaign is paused: asked to, or stopped by the runner until someone resumes it."""
+
+    REQUESTED = "requested"
+    BILLING = "billing"
+    AGENT_UNUSABLE = "agent_unusable"
+    NUMBER_UNUSABLE = "number_unusable"
+
+
+class RecipientStatus(StrEnum):
+    """Where one recipient of a campaign stands."""
+
+    PENDING = "pending"
+    DIALING = "dialing"
+    IN_CALL = "in_call"
+    RETRY_WAIT = "retry_wait"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+class RecipientOutcome(StrEnum):
+    """How a recipient's last attempt ended (``voicemail``: a machine answered)."""
+
+    COMPLETED = "completed"
+    BUSY = "busy"
+    NO_ANSWER = "no-answer"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    VOICEMAIL = "voicemail"
+
+
+class CallingWindow(BaseModel):
+    """The local hours calls may start in; ``end`` before ``start`` spans midnight."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: time = Field(description="Local time, e.g. 09:00.")
+    end: time = Field(description="Local time, e.g. 18:00 (exclusive).")
+    timezone: str = Field(max_length=64, description="IANA time zone, e.g. Europe/Paris.")
+
+    @field_validator("start", "end")
+    @classmethod
+    def _local(cls, value: time) -> time:
+        if value.tzinfo is not None:
+            raise ValueError("a local time, without an offset: the time zone says where")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> CallingWindow:
+        if self.start == self.end:
+            raise ValueError("the window is empty: start and end are the same time")
+        return self
+
+
+class RecipientIn(BaseModel):
+    """One number a campaign calls, with the agent's prompt variables for that call."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to: PhoneNumber
+    variables: Variables = {}
+
+
+class CampaignIn(BaseModel):
+    """A campaign to create (as a draft: ``start`` it to dial)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    agent_id: UUID
+    from_number_id: UUID = Field(description="One of the organisation's voice numbers.")
+    recipients: list[RecipientIn] = Field(min_length=1, max_length=MAX_RECIPIENTS)
+    max_concurrent: int | None = Field(
+        None,
+        ge=1,
+        le=100,
+        description="Calls live at once (default 5, never above the plan's simultaneous calls).",
+    )
+    max_attempts: int = Field(2, ge=1, le=5, description="Calls per recipient at most.")
+    retry_delay_s: int = Field(
+        600, ge=1, le=7 * 86_400, description="Seconds after busy/no-answer/failed to retry."
+    )
+    window: CallingWindow | None = Field(None, description="When calls may start (any time).")
+
+    @field_validator("recipients")
+    @classmethod
+    def _distinct(cls, recipients: list[RecipientIn]) -> list[RecipientIn]:
+        first_at: dict[str, int] = {}
+        for index, recipient in enumerate(recipients):
+            if recipient.to in first_at:
+                raise ValueError(
+                    f"recipients[{index}].to repeats recipients[{first_at[recipient.to]}].to "
+                    f"({recipient.to})"
+                )
+            first_at[recipient.to] = index
+        return recipients
+
+
+class CampaignOut(BaseModel):
+    """A campaign as lists show it."""
+
+    id: UUID
+    name: str
+    agent_id: UUID
+    from_number_id: UUID
+    status: CampaignStatus
+    pause_reason: PauseReason | None
+    max_concurrent: int
+    max_attempts: int
+    retry_delay_s: int
+    window: CallingWindow | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class CampaignDetail(CampaignOut):
+    """A campaign with its recipients counted by status and by last outcome."""
+
+    recipients: int = Field(description="How many recipients it has.")
+    counts: dict[RecipientStatus, int] = Field(description="Recipients in each status.")
+    outcomes: dict[RecipientOutcome, int] = Field(description="Recipients by last outcome.")
+
+
+class RecipientOut(BaseModel):
+    """One recipient of a campaign and how its calls went."""
+
+    id: UUID
+    position: int = Field(description="Its index in the list the campaign was created with.")
+    to: str
+    variables: dict[str, str]
+    status: RecipientStatus
+    attempts: int
+    next_attempt_at: datetime | None = Field(description="When a waiting retry is due.")
+    last_call_id: UUID | None
+    last_outcome: RecipientOutcome | None

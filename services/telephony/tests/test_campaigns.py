@@ -1,0 +1,703 @@
+"""Campaigns through the API and the runner, dialing the sandbox's Twilio with the real SDK.
+
+The runner ticks every 0.1 s here (``TELEPHONY_CAMPAIGN_TICK``) and retries wait a second, so a
+campaign of a few calls runs in a few seconds; each test leaves no campaign running behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from novitrac_contracts.voice import AgentSyncStatus, MachineDetection
+from novitrac_kit.testing.waiting import eventually
+from novitrac_sandbox.phone import PhoneScript
+from novitrac_telephony.campaigns import dial_due, in_window
+from novitrac_telephony.db import campaign_recipients, campaigns
+from novitrac_telephony.deps import get_telephony
+from novitrac_telephony.schemas import CallingWindow
+
+from .conftest import Launcher, Org, Platform
+
+TICK = "0.1"
+ANSWER = PhoneScript(hang_up_after=0.3)
+ACTIVE = {"queued", "ringing", "in-progress"}
+
+
+@pytest.fixture(autouse=True)
+def quick_runner(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every telephony replica a test starts runs campaigns every 0.1 s."""
+    monkeypatch.setenv("TELEPHONY_CAMPAIGN_TICK", TICK)
+
+
+@pytest.fixture(autouse=True)
+async def no_campaign_left_running(migrated: str) -> AsyncIterator[None]:
+    """Cancel what a test left running, so later tests' runners never dial it."""
+    yield
+    engine = create_async_engine(migrated)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                campaigns.update()
+                .where(campaigns.c.status.in_(["draft", "running", "paused"]))
+                .values(status="canceled")
+            )
+    finally:
+        await engine.dispose()
+
+
+def numbers(count: int) -> list[str]:
+    """``count`` destinations no other test of the session dials."""
+    base = uuid.uuid4().int % 10**6
+    return [f"+1555{base:06d}{index:02d}" for index in range(count)]
+
+
+async def create(
+    platform: Platform,
+    org: Org,
+    *,
+    agent_id: uuid.UUID,
+    number: dict[str, Any],
+    to: list[str],
+    **fields: Any,
+) -> httpx.Response:
+    return await platform.http.post(
+        "/v1/campaigns",
+        json={
+            "name": "Renewals",
+            "agent_id": str(agent_id),
+            "from_number_id": number["id"],
+            "recipients": [{"to": destination} for destination in to],
+            **fields,
+        },
+        headers=org.headers,
+    )
+
+
+async def act(platform: Platform, org: Org, campaign_id: str, action: str) -> httpx.Response:
+    return await platform.http.post(f"/v1/campaigns/{campaign_id}/{action}", headers=org.headers)
+
+
+async def campaign(platform: Platform, org: Org, campaign_id: str) -> dict[str, Any]:
+    response = await platform.http.get(f"/v1/campaigns/{campaign_id}", headers=org.headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def recipients(platform: Platform, org: Org, campaign_id: str) -> list[dict[str, Any]]:
+    """Every recipient, in the order given, through the paginated list."""
+    found: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 100}
+        if cursor:
+            params["cursor"] = cursor
+        response = await platform.http.get(
+            f"/v1/campaigns/{campaign_id}/recipients", params=params, headers=org.headers
+        )
+        assert response.status_code == 200, response.text
+        page = response.json()
+        found += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return found
+
+
+async def wait_for_campaign(
+    platform: Platform, org: Org, campaign_id: str, status: str
+) -> dict[str, Any]:
+    latest: dict[str, Any] = {}
+
+    async def reached() -> bool:
+        latest.update(await campaign(platform, org, campaign_id))
+        return bool(latest["status"] == status)
+
+    await eventually(reached, within=30)
+    return latest
+
+
+async def wait_for_recipient(
+    platform: Platform, org: Org, campaign_id: str, position: int, status: str
+) -> dict[str, Any]:
+    latest: dict[str, Any] = {}
+
+    async def reached() -> bool:
+        latest.update((await recipients(platform, org, campaign_id))[position])
+        return bool(latest["status"] == status)
+
+    await eventually(reached, within=30)
+    return latest
+
+
+async def answering(platform: Platform, destinations: list[str]) -> None:
+    for destination in destinations:
+        await platform.sandbox.twilio.set_phone(
+            destination, "answer", ring_seconds=0.05, script=ANSWER
+        )
+
+
+async def live_calls(platform: Platform, org: Org) -> int:
+    """How many of the organisation's calls the calls list shows unfinished."""
+    listed = await platform.http.get("/v1/calls", headers=org.headers)
+    return len([call for call in listed.json()["items"] if call["status"] in ACTIVE])
+
+
+async def claimed_recipients(platform: Platform, campaign_id: str) -> int:
+    """How many of the campaign's recipients are being dialed or in a call, in one snapshot."""
+    rows = await platform.fetch(
+        sa.select(sa.func.count()).where(
+            campaign_recipients.c.campaign_id == uuid.UUID(campaign_id),
+            campaign_recipients.c.status.in_(["dialing", "in_call"]),
+        )
+    )
+    return int(rows[0][0])
+
+
+async def test_a_campaign_retries_busy_and_unanswered_recipients_then_completes(
+    platform: Platform,
+) -> None:
+    org = await platform.org()
+    agent_id = await platform.agent(org)
+    number = await platform.number(org)
+    answers, busy_first, never = numbers(3)
+    await answering(platform, [answers])
+    await platform.sandbox.twilio.set_phone(busy_first, "busy", ring_seconds=0.05)
+    await platform.sandbox.twilio.set_phone(never, "no-answer")
+
+    created = await platform.http.post(
+        "/v1/campaigns",
+        json={
+            "name": "Renewals",
+            "agent_id": str(agent_id),
+            "from_number_id": number["id"],
+            "recipients": [
+                {"to": answers, "variables": {"customer": "Grace"}},
+                {"to": busy_first},
+                {"to": never},
+            ],
+            "max_attempts": 2,
+            "retry_delay_s": 1,
+        },
+        headers=org.headers,
+    )
+    assert created.status_code == 201, created.text
+    draft = created.json()
+    assert draft["status"] == "draft"
+    assert draft["recipients"] == 3
+    assert draft["counts"]["pending"] == 3
+    assert draft["max_concurrent"] == 3  # the plan's simultaneous calls, below the default 5
+
+    started = await act(platform, org, draft["id"], "start")
+    assert started.status_code == 200, started.text
+    assert started.json()["status"] == "running"
+    assert started.json()["started_at"] is not None
+
+    async def busy_dialed() -> bool:
+        return any(c["to"] == busy_first for c in await platform.sandbox.twilio.calls())
+
+    await eventually(busy_dialed)
+    await answering(platform, [busy_first])  # the phone chose "busy" for the first call already
+    done = await wait_for_campaign(platform, org, draft["id"], "completed")
+
+    assert done["finished_at"] is not None
+    assert done["counts"] == {
+        "pending": 0,
+        "dialing": 0,
+        "in_call": 0,
+        "retry_wait": 0,
+        "completed": 2,
+        "failed": 1,
+        "canceled": 0,
+    }
+    assert done["outcomes"]["completed"] == 2
+    assert done["outcomes"]["no-answer"] == 1
+    first, second, third = await recipients(platform, org, draft["id"])
+    assert (first["status"], first["attempts"], first["last_outcome"]) == (
+        "completed",
+        1,
+        "completed",
+    )
+    assert (second["status"], second["attempts"], second["last_outcome"]) == (
+        "completed",
+        2,
+        "completed",
+    )
+    assert (third["status"], third["attempts"], third["last_outcome"]) == (
+        "failed",
+        2,
+        "no-answer",
+    )
+    placed = {row.id: row for row in await platform.calls_of(org)}
+    assert len(placed) == 5
+    assert sorted(row.status for row in placed.values()) == [
+        "busy",
+        "completed",
+        "completed",
+        "no-answer",
+        "no-answer",
+    ]
+    assert placed[uuid.UUID(first["last_call_id"])].variables == {"customer": "Grace"}
+    assert placed[uuid.UUID(second["last_call_id"])].status == "completed"
+    assert all(row.recording_url is None for row in placed.values())
+    ended = await platform.events("telephony.call.ended.v1", org=org)
+    assert len(ended) == 5
+
+
+async def test_max_concurrent_one_never_has_two_calls_live(platform: Platform) -> None:
+    org = await platform.org()
+    agent_id = await platform.agent(org)
+    number = await platform.number(org)
+    destinations = numbers(3)
+    await answering(platform, destinations)
+    created = await create(
+        platform, org, agent_id=agent_id, number=number, to=destinations, max_concurrent=1
+    )
+    campaign_id = created.json()["id"]
+    assert created.json()["max_concurrent"] == 1
+
+    await act(platform, org, campaign_id, "start")
+    most_live = most_claimed = 0
+
+    async def completed() -> bool:
+        nonlocal most_live, most_claimed
+        most_live = max(most_live, await live_calls(platform, org))
+        most_claimed = max(most_claimed, await claimed_recipients(platform, campaign_id))
+        return bool((await campaign(platform, org, campaign_id))["status"] == "completed")
+
+    await eventually(completed, within=30)
+
+    assert (most_live, most_claimed) == (1, 1)
+    assert len(await platform.calls_of(org)) == 3
+    assert [r["status"] for r in await recipients(platform, org, campaign_id)] == ["completed"] * 3
+
+
+async def test_pause_lets_the_call_finish_resume_goes_on_cancel_ends_the_rest(
+    platform: Platform,
+) -> None:
+    org = await platform.org()
+    agent_id = await platform.agent(org)
+    number = await platform.number(org)
+    destinations = numbers(3)
+    for destination in destinations:
+        await platform.sandbox.twilio.set_phone(
+            destination, "answer", ring_seconds=0.05, script=PhoneScript(hang_up_after=1.0)
+        )
+    created = await create(
+        platform, org, agent_id=agent_id, number=number, to=destinations, max_concurrent=1
+    )
+    campaign_id = created.json()["id"]
+    assert (await act(platform, org, campaign_id, "pause")).status_code == 409
+
+    await act(platform, org, campaign_id, "start")
+    await wait_for_recipient(platform, org, campaign_id, 0, "in_call")
+    paused = await act(platform, org, campaign_id, "pause")
+
+    assert paused.status_code == 200, paused.text
+    assert (paused.json()["status"], paused.json()["pause_reason"]) == ("paused", "requested")
+    await wait_for_recipient(platform, org, campaign_id, 0, "completed")
+    await asyncio.sleep(5 * float(TICK))  # several passes of the runner
+    assert [r["status"] for r in await recipients(platform, org, campaign_id)] == [
+        "completed",
+        "pending",
+        "pending",
+    ]
+    assert len(await platform.calls_of(org)) == 1
+    again = await act(platform, org, campaign_id, "pause")
+    assert again.status_code == 409
+    assert "paused" in again.json()["error"]["message"]
+
+    resumed = await act(platform, org, campaign_id, "resume")
+    assert resumed.status_code == 200, resumed.text
+    assert (resumed.json()["status"], resumed.json()["pause_reason"]) == ("running", None)
+    await wait_for_recipient(platform, org, campaign_id, 1, "in_call")
+    canceled = await act(platform, org, campaign_id, "cancel")
+
+    assert canceled.status_code == 200, canceled.text
+    assert canceled.json()["status"] == "canceled"
+    assert canceled.json()["finished_at"] is not None
+    await wait_for_recipient(platform, org, campaign_id, 1, "completed")
+    assert [r["status"] for r in await recipients(platform, org, campaign_id)] == [
+        "completed",
+        "completed",
+        "canceled",
+    ]
+    assert len(await platform.calls_of(org)) == 2
+    assert (await campaign(platform, org, campaign_id))["status"] == "canceled"
+    for action in ("start", "resume", "cancel"):
+        refused = await act(platform, org, campaign_id, action)
+        assert refused.status_code == 409, action
+        assert "canceled" in refused.json()["error"]["message"]
+
+
+async def test_a_window_that_excludes_now_dials_nobody(platform: Platform) -> None:
+    org = await platform.org()
+    agent_id = await platform.agent(org)
+    number = await platform.number(org)
+    later = datetime.now(UTC) + timedelta(hours=2)
+    window = {
+        "start": later.strftime("%H:%M"),
+        "end": (later + timedelta(hours=1)).strftime("%H:%M"),
+        "timezone": "UTC",
+    }
+    created = await create(
+        platform, org, agent_id=agent_id, number=number, to=numbers(2), window=window
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["window"] == {
+        "start": window["start"] + ":00",
+        "end": window["end"] + ":00",
+        "timezone": "UTC",
+    }
+    campaign_id = created.json()["id"]
+
+    await act(platform, org, campaign_id, "start")
+    await asyncio.sleep(5 * float(TICK))  # several passes of the runner
+
+    assert (await campaign(platform, org, campaign_id))["status"] == "running"
+    assert [r["status"] for r in await recipients(platform, org, campaign_id)] == ["pending"] * 2
+    assert await platform.calls_of(org) == []
+
+
+def test_a_window_may_span_midnight_in_its_own_time_zone() -> None:
+    overnight = CallingWindow(start=time(22, 0), end=time(6, 0), timezone="Europe/Paris")
+    daytime = CallingWindow(start=time(9, 0), end=time(17, 0), timezone="America/New_York")
+    paris_23h = datetime(2026, 1, 15, 22, 0, tzinfo=UTC)  # 23:00 in Paris (UTC+1)
+    paris_noon = datetime(2026, 1, 15, 11, 0, tzinfo=UTC)
+
+    assert in_window(overnight, paris_23h)
+    assert not in_window(overnight, paris_noon)
+    assert in_window(daytime, datetime(2026, 1, 15, 14, 0, tzinfo=UTC))  # 09:00 in New York
+    assert not in_window(daytime, datetime(2026, 1, 15, 22, 0, tzinfo=UTC))  # 17:00 there
+    assert in_window(None, paris_noon)
+
+
+async def test_bad_input_is_refused_by_field_and_creates_nothing(platform: Platform) -> None:
+    org = await platform.org()
+    other = await platform.org()
+    agent_id = await platform.agent(org)
+    syncing = await platform.agent(org, sync_status=AgentSyncStatus.PENDING)
+    number = await platform.number(org)
+    not_ours = await platform.number(other)
+    good = numbers(5)
+
+    bad_number = await create(
+        platform,
+        org,
+        agent_id=agent_id,
+        number=number,
+        to=[*good[:3], "0155 555 0199", good[4]],
+    )
+    repeated = await create(
+        platform, org, agent_id=agent_id, number=number, to=[good[0], good[1], good[0]]
+    )
+    empty = await create(platform, org, agent_id=agent_id, number=number, to=[])
+    too_many = await create(
+        platform,
+        org,
+        agent_id=agent_id,
+        number=number,
+        to=[f"+1555{index:07d}" for index in range(10_001)],
+    )
+    above_plan = await create(
+        platform, org, agent_id=agent_id, number=number, to=good, max_concurrent=4
+    )
+    bad_window = await create(
+        platform,
+        org,
+        agent_id=agent_id,
+        number=number,
+        to=good,
+        window={"start": "09:00", "end": "17:00", "timezone": "Mars/Olympus"},
+    )
+    unusable_agent = await create(platform, org, agent_id=syncing, number=number, to=good)
+    unknown_agent = await create(platform, org, agent_id=uuid.uuid4(), number=number, to=good)
+    other_number = await create(platform, org, agent_id=agent_id, number=not_ours, to=good)
+
+    assert bad_number.status_code == 422
+    assert bad_number.json()["detail"][0]["loc"] == ["body", "recipients", 3, "to"]
+    assert repeated.status_code == 422
+    assert "recipients[2].to repeats recipients[0].to" in repeated.json()["detail"][0]["msg"]
+    assert empty.status_code == 422
+    assert too_many.status_code == 422
+    assert too_many.json()["detail"][0]["loc"] == ["body", "recipients"]
+    assert above_plan.status_code == 422
+    assert above_plan.json()["detail"][0]["loc"] == ["body", "max_concurrent"]
+    assert bad_window.status_code == 422
+    assert bad_window.json()["detail"][0]["loc"] == ["body", "window", "timezone"]
+    assert unusable_agent.status_code == 409
+    assert "not ready" in unusable_agent.json()["error"]["message"]
+    assert unknown_agent.status_code == 409
+    assert other_number.status_code == 404
+    listed = await platform.http.get("/v1/campaigns", headers=org.headers)
+    assert listed.json() == {"items": [], "next_cursor": None}
+
+
+async def test_campaigns_are_listed_per_organisation_and_hidden_from_others(
+    platform: Platform,
+) -> None:
+    org = await platform.org()
+    other = await platform.org()
+    agent_id = await platform.agent(org)
+    number = await platform.number(org)
+    first = await create(platform, org, agent_id=agent_id, number=number, to=numbers(30))
+    second = await create(platform, org, agent_id=agent_id, number=number, to=numbers(1))
+    first_id, second_id = first.json()["id"], second.json()["id"]
+    await act(platform, org, second_id, "cancel")
+
+    newest_first = await platform.http.get(
+        "/v1/campaigns", params={"limit": 1}, headers=org.headers
+    )
+    following = await platform.http.get(
+        "/v1/campaigns",
+        params={"limit": 1, "cursor": newest_first.json()["next_cursor"]},
+        headers=org.headers,
+    )
+    drafts = await platform.http.get(
+        "/v1/campaigns", params={"status": "draft"}, headers=org.headers
+    )
+    page = await platform.http.get(
+        f"/v1/campaigns/{first_id}/recipients", params={"limit": 10}, headers=org.headers
+    )
+    canceled = await platform.http.get(
+        f"/v1/campaigns/{second_id}/recipients",
+        params={"status": "canceled"},
+        headers=org.headers,
+    )
+
+    assert [c["id"] for c in newest_first.json()["items"]] == [second_id]
+    assert [c["id"] for c in following.json()["items"]] == [first_id]
+    assert following.json()["next_cursor"] is None
+    assert [c["id"] for c in drafts.json()["items"]] == [first_id]
+    assert [r["position"] for r in page.json()["items"]] == list(range(10))
+    assert [r["position"] for r in await recipients(platform, org, first_id)] == list(range(30))
+    assert [r["status"] for r in canceled.json()["items"]] == ["canceled"]
+
+    for path in (f"/v1/campaigns/{first_id}", f"/v1/campaigns/{first_id}/recipients"):
+        assert (await platform.http.get(path, headers=other.headers)).status_code == 404
+    assert (await act(platform, other, first_id, "start")).status_code == 404
+    listed = await platform.http.get("/v1/campaigns", headers=other.headers)
+    assert listed.json()["items"] == []
+    read_only = platform.issuer.issue(org_id=org.id, user_id=uuid.uuid4(), scope="read")
+    refused = await platform.http.post(
+        f"/v1/campaigns/{first_id}/start", headers={"Authorization": f"Bearer {read_only}"}
+    )
+    assert refused.status_code == 403
+    assert (await campaign(platform, org, first_id))["status"] == "draft"
+
+
+async def test_replicas_dialing_at_once_call_each_recipient_once_within_the_limit(
+    platform: Platform, launch: Launcher
+) -> None:
+    org = await platform.org()
+    agent_id = await platform.agent(org)
+    number = await platform.number(org)
+    destinations = numbers(6)
+    await answering(platform, destinations)
+    created = await create(
+        platform, org, agent_id=agent_id, number=number, to=destinations, max_concurrent=2
+    )
+    campaign_id = created.json()["id"]
+
+    async with launch() as (_, first), launch() as (_, second):
+        replicas = [await get_telephony(app.state.context) for app in (first, second)]
+        await act(platform, org, campaign_id, "start")
+
+        most_live = most_claimed = 0
+
+        async def completed() -> bool:
+            nonlocal most_live, most_claimed
+            # Beside the three replicas' own runners, passes of two of them race each other.
+            await asyncio.gather(
+                *(dial_due(replica, uuid.UUID(campaign_id)) for replica in replicas * 3)
+            )
+            most_live = max(most_live, await live_calls(platform, org))
+            most_claimed = max(most_claimed, await claimed_recipients(platform, campaign_id))
+            return bool((await campaign(platform, org, campaign_id))["status"] == "completed")
+
+        await eventually(completed, within=30)
+
+    assert [r["attempts"] for r in await recipients(platform, org, campaign_id)] == [1] * 6
+    dialed = [c["to"] for c in await platform.sandbox.twilio.calls()]
+    assert sorted(dialed) == sorted(destinations)
+    assert len(await platform.calls_of(org)) == 6
+    assert most_live <= 2
+    assert most_claimed <= 2
+
+
+async def test_a_machine_answering_is_a_completed_voicemail(platform: Platform) -> None:
+    org = await platform.org()
+    agent_id = await platform.agent(org, machine_detection=MachineDetection.HANG_UP)
+    number = await platform.number(org)
+    [destination] = numbers(1)
+    await platform.sandbox.twilio.set_phone(destination, "machine", ring_seconds=0.05)
+    created = await create(platform, org, agent_id=agent_id, number=number, to=[destination])
+    campaign_id = created.json()["id"]
+
+    await act(platform, org, campaign_id, "start")
+    done = await wait_for_campaign(platform, org, campaign_id, "completed")
+
+    assert done["outcomes"]["voicemail"] == 1
+    [recipient] = await recipients(platform, org, campaign_id)
+    assert (recipient["status"], recipient["attempts"], recipient["last_outcome"]) == (
+        "completed",
+        1,
+        "voicemail",
+    )
+    assert (await platform.call(org, recipient["last_call_id"]))["answered_by"] == "machine"
+
+
+async def test_the_call_limit_defers_a_recipient_without_spending_an_attempt(
+    platform: Platform, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="novitrac_telephony.campaigns")
+    org = await platform.org(concurrent_calls=1)
+    agent_id = await platform.agent(org)
+    number = await platform.number(org)
+    busy_line, destination = numbers(2)
+    await platform.sandbox.twilio.set_phone(
+        busy_line, "answer", ring_seconds=0.05, script=PhoneScript(hang_up_after=1.0)
+    )
+    await answering(platform, [destination])
+    manual = await platform.place(org, agent_id=agent_id, number=number, to=busy_line)
+    await platform.wait_for_status(org, manual.json()["id"], {"in-progress"})
+    created = await create(
+        platform, org, agent_id=agent_id, number=number, to=[destination], max_attempts=1
+    )
+    campaign_id = created.json()["id"]
+    assert created.json()["max_concurrent"] == 1
+
+    await act(platform, org, campaign_id, "start")
+
+    async def deferred() -> bool:
+        return any(r.getMessage() == "campaign.dial_deferred" for r in caplog.records)
+
+    await eventually(deferred)
+    done = await wait_for_campaign(platform, org, campaign_id, "completed")
+    assert done["counts"]["completed"] == 1
+    [recipient] = await recipients(platform, org, campaign_id)
+    assert (recipient["attempts"], recipient["last_outcome"]) == (1, "completed")
+
+
+async def test_a_suspended_account_pauses_the_campaign_for_billing(platform: Platform) -> None:
+    org = await platform.org()
+    agent_id = await platform.agent(org)
+    number = await platform.number(org)
+    created = await create(platform, org, agent_id=agent_id, number=number, to=numbers(2))
+    campaign_id = created.json()["id"]
+    await platform.suspend(org)
+
+    await act(platform, org, campaign_id, "start")
+    paused = await wait_for_campaign(platform, org, campaign_id, "paused")
+
+    assert paused["pause_reason"] == "billing"
+    assert [(r["status"], r["attempts"]) for r in await recipients(platform, org, campaign_id)] == [
+        ("pending", 0)
+    ] * 2
+    assert await platform.calls_of(org) == []
+
+
+async def test_an_agent_no_longer_usable_pauses_the_campaign(platform: Platform) -> None:
+    org = await platform.org()
+    agent_id = await platform.agent(org)
+    number = await platform.number(org)
+    destinations = numbers(2)
+    for destination in destinations:
+        await platform.sandbox.twilio.set_phone(
+            destination, "answer", ring_seconds=0.05, script=PhoneScript(hang_up_after=1.0)
+        )
+    created = await create(
+        platform, org, agent_id=agent_id, number=number, to=destinations, max_concurrent=1
+    )
+    campaign_id = created.json()["id"]
+    await act(platform, org, campaign_id, "start")
+    await wait_for_recipient(platform, org, campaign_id, 0, "in_call")
+
+    await platform.agent(org, agent_id=agent_id, revision=2, sync_status=AgentSyncStatus.FAILED)
+    await wait_for_recipient(platform, org, campaign_id, 0, "completed")
+    paused = await wait_for_campaign(platform, org, campaign_id, "paused")
+
+    assert paused["pause_reason"] == "agent_unusable"
+    assert (await recipients(platform, org, campaign_id))[1]["status"] == "pending"
+    assert len(await platform.calls_of(org)) == 1
+    resumed = await act(platform, org, campaign_id, "resume")
+    assert resumed.status_code == 409
+    assert "not ready" in resumed.json()["error"]["message"]
+
+
+async def test_twilio_refusing_the_call_is_a_failed_attempt(platform: Platform) -> None:
+    org = await platform.org()
+    agent_id = await platform.agent(org)
+    number = await platform.number(org)
+    [held] = await platform.twilio.incoming_phone_numbers.list_async(
+        phone_number=number["phone_number"]
+    )
+    await platform.twilio.incoming_phone_numbers(held.sid).delete_async()
+    created = await create(
+        platform,
+        org,
+        agent_id=agent_id,
+        number=number,
+        to=numbers(1),
+        max_attempts=2,
+        retry_delay_s=1,
+    )
+    campaign_id = created.json()["id"]
+
+    await act(platform, org, campaign_id, "start")
+    done = await wait_for_campaign(platform, org, campaign_id, "completed")
+
+    [recipient] = await recipients(platform, org, campaign_id)
+    assert (recipient["status"], recipient["attempts"], recipient["last_outcome"]) == (
+        "failed",
+        2,
+        "failed",
+    )
+    assert recipient["last_call_id"] is None
+    assert done["outcomes"]["failed"] == 1
+    assert await platform.calls_of(org) == []
+
+
+async def test_a_claim_left_by_a_dead_runner_is_released_or_given_its_call(
+    platform: Platform,
+) -> None:
+    org = await platform.org()
+    agent_id = await platform.agent(org)
+    number = await platform.number(org)
+    placed_for, never_placed = numbers(2)
+    await answering(platform, [placed_for, never_placed])
+    created = await create(
+        platform, org, agent_id=agent_id, number=number, to=[placed_for, never_placed]
+    )
+    campaign_id = created.json()["id"]
+    # A runner claimed both two minutes ago and died after placing the first one's call only.
+    orphan = await platform.place(org, agent_id=agent_id, number=number, to=placed_for)
+    assert orphan.status_code == 201, orphan.text
+    async with platform.engine.begin() as connection:
+        await connection.execute(
+            campaign_recipients.update()
+            .where(campaign_recipients.c.campaign_id == uuid.UUID(campaign_id))
+            .values(status="dialing", claimed_at=datetime.now(UTC) - timedelta(minutes=2))
+        )
+
+    await act(platform, org, campaign_id, "start")
+    await wait_for_campaign(platform, org, campaign_id, "completed")
+
+    first, second = await recipients(platform, org, campaign_id)
+    assert (first["status"], first["attempts"], first["last_call_id"]) == (
+        "completed",
+        1,
+        orphan.json()["id"],
+    )
+    assert (second["status"], second["attempts"]) == ("completed", 1)
+    dialed = sorted(c["to"] for c in await platform.sandbox.twilio.calls())
+    assert dialed == sorted([placed_for, never_placed])
