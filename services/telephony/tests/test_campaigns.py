@@ -18,11 +18,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from novitrac_contracts.billing import AccountReinstated, ReinstatementReason
+from novitrac_contracts.envelope import Envelope
 from novitrac_contracts.voice import AgentSyncStatus, MachineDetection
 from novitrac_kit.testing.waiting import eventually
 from novitrac_sandbox.phone import PhoneScript
 from novitrac_telephony.campaigns import dial_due, in_window
-from novitrac_telephony.db import campaign_recipients, campaigns
+from novitrac_telephony.db import accounts, campaign_recipients, campaigns, inbox
 from novitrac_telephony.deps import get_telephony
 from novitrac_telephony.schemas import CallingWindow
 
@@ -344,10 +346,11 @@ async def test_a_window_that_excludes_now_dials_nobody(platform: Platform) -> No
     agent_id = await platform.agent(org)
     number = await platform.number(org)
     later = datetime.now(UTC) + timedelta(hours=2)
-    window = {
+    window: dict[str, Any] = {
         "start": later.strftime("%H:%M"),
         "end": (later + timedelta(hours=1)).strftime("%H:%M"),
         "timezone": "UTC",
+        "days": ["sun", "fri", "mon"],
     }
     created = await create(
         platform, org, agent_id=agent_id, number=number, to=numbers(2), window=window
@@ -357,6 +360,7 @@ async def test_a_window_that_excludes_now_dials_nobody(platform: Platform) -> No
         "start": window["start"] + ":00",
         "end": window["end"] + ":00",
         "timezone": "UTC",
+        "days": ["mon", "fri", "sun"],
     }
     campaign_id = created.json()["id"]
 
@@ -379,6 +383,55 @@ def test_a_window_may_span_midnight_in_its_own_time_zone() -> None:
     assert in_window(daytime, datetime(2026, 1, 15, 14, 0, tzinfo=UTC))  # 09:00 in New York
     assert not in_window(daytime, datetime(2026, 1, 15, 22, 0, tzinfo=UTC))  # 17:00 there
     assert in_window(None, paris_noon)
+
+
+def test_a_window_opens_on_its_local_days_only() -> None:
+    monday_mornings = CallingWindow(
+        start=time(8, 0), end=time(12, 0), timezone="Asia/Tokyo", days=["mon"]
+    )
+    # Sunday 23:30 UTC is Monday 08:30 in Tokyo; Monday 23:30 UTC is Tuesday there.
+    assert in_window(monday_mornings, datetime(2026, 1, 18, 23, 30, tzinfo=UTC))
+    assert not in_window(monday_mornings, datetime(2026, 1, 19, 23, 30, tzinfo=UTC))
+    assert not in_window(monday_mornings, datetime(2026, 1, 19, 4, 0, tzinfo=UTC))  # 13:00
+    every_day = CallingWindow(start=time(9, 0), end=time(17, 0), timezone="UTC")
+    assert every_day.days == ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    assert CallingWindow(
+        start=time(9, 0), end=time(17, 0), timezone="UTC", days=["sun", "mon"]
+    ).days == ["mon", "sun"]
+    for days in ([], ["mon", "tue", "mon"], ["monday"]):
+        with pytest.raises(ValueError, match="days"):
+            CallingWindow(start=time(9, 0), end=time(17, 0), timezone="UTC", days=days)
+
+
+def test_a_window_spanning_midnight_belongs_to_the_day_it_opens() -> None:
+    friday_nights = CallingWindow(
+        start=time(22, 0), end=time(2, 0), timezone="Europe/Paris", days=["fri"]
+    )
+    # January: Paris is UTC+1; 2026-01-16 is a Friday.
+    assert in_window(friday_nights, datetime(2026, 1, 16, 21, 30, tzinfo=UTC))  # Fri 22:30
+    assert in_window(friday_nights, datetime(2026, 1, 17, 0, 0, tzinfo=UTC))  # Sat 01:00
+    assert not in_window(friday_nights, datetime(2026, 1, 17, 1, 30, tzinfo=UTC))  # Sat 02:30
+    assert not in_window(friday_nights, datetime(2026, 1, 17, 21, 30, tzinfo=UTC))  # Sat 22:30
+    assert not in_window(friday_nights, datetime(2026, 1, 18, 0, 0, tzinfo=UTC))  # Sun 01:00
+    assert not in_window(friday_nights, datetime(2026, 1, 16, 0, 0, tzinfo=UTC))  # Fri 01:00
+
+
+def test_a_window_keeps_local_hours_across_a_daylight_saving_change() -> None:
+    # Paris moves from UTC+1 to UTC+2 at 02:00 local on Sunday 2026-03-29.
+    sundays = CallingWindow(
+        start=time(9, 0), end=time(17, 0), timezone="Europe/Paris", days=["sun"]
+    )
+    assert not in_window(sundays, datetime(2026, 3, 28, 7, 30, tzinfo=UTC))  # Sat 08:30
+    assert in_window(sundays, datetime(2026, 3, 29, 7, 30, tzinfo=UTC))  # Sun 09:30 (UTC+2)
+    assert not in_window(sundays, datetime(2026, 3, 29, 15, 30, tzinfo=UTC))  # Sun 17:30
+    saturday_nights = CallingWindow(
+        start=time(22, 0), end=time(6, 0), timezone="Europe/Paris", days=["sat"]
+    )
+    assert in_window(saturday_nights, datetime(2026, 3, 28, 21, 30, tzinfo=UTC))  # Sat 22:30
+    assert in_window(saturday_nights, datetime(2026, 3, 29, 0, 30, tzinfo=UTC))  # 01:30 CET
+    assert in_window(saturday_nights, datetime(2026, 3, 29, 3, 30, tzinfo=UTC))  # 05:30 CEST
+    assert not in_window(saturday_nights, datetime(2026, 3, 29, 4, 30, tzinfo=UTC))  # 06:30
+    assert not in_window(saturday_nights, datetime(2026, 3, 29, 20, 30, tzinfo=UTC))  # Sun 22:30
 
 
 async def test_bad_input_is_refused_by_field_and_creates_nothing(platform: Platform) -> None:
@@ -419,6 +472,14 @@ async def test_bad_input_is_refused_by_field_and_creates_nothing(platform: Platf
         to=good,
         window={"start": "09:00", "end": "17:00", "timezone": "Mars/Olympus"},
     )
+    bad_day = await create(
+        platform,
+        org,
+        agent_id=agent_id,
+        number=number,
+        to=good,
+        window={"start": "09:00", "end": "17:00", "timezone": "UTC", "days": ["mon", "funday"]},
+    )
     unusable_agent = await create(platform, org, agent_id=syncing, number=number, to=good)
     unknown_agent = await create(platform, org, agent_id=uuid.uuid4(), number=number, to=good)
     other_number = await create(platform, org, agent_id=agent_id, number=not_ours, to=good)
@@ -434,6 +495,8 @@ async def test_bad_input_is_refused_by_field_and_creates_nothing(platform: Platf
     assert above_plan.json()["detail"][0]["loc"] == ["body", "max_concurrent"]
     assert bad_window.status_code == 422
     assert bad_window.json()["detail"][0]["loc"] == ["body", "window", "timezone"]
+    assert bad_day.status_code == 422
+    assert bad_day.json()["detail"][0]["loc"] == ["body", "window", "days", 1]
     assert unusable_agent.status_code == 409
     assert "not ready" in unusable_agent.json()["error"]["message"]
     assert unknown_agent.status_code == 409
@@ -588,12 +651,53 @@ async def test_the_call_limit_defers_a_recipient_without_spending_an_attempt(
     assert (recipient["attempts"], recipient["last_outcome"]) == (1, "completed")
 
 
-async def test_a_suspended_account_pauses_the_campaign_for_billing(platform: Platform) -> None:
+def reinstatement(org: Org) -> Envelope:
+    """Billing's decision, made now, that the organisation may call again."""
+    return Envelope.wrap(
+        AccountReinstated(
+            org_id=org.id, reason=ReinstatementReason.PAYMENT_RECEIVED, balance=5000, currency="USD"
+        ),
+        producer="billing",
+    )
+
+
+async def delivered(platform: Platform, envelope: Envelope) -> None:
+    """Publish the envelope and wait until telephony has handled it (its transaction committed)."""
+    await platform.bus.publish(envelope)
+
+    async def handled() -> bool:
+        return bool(
+            await platform.fetch(
+                sa.select(inbox.c.message_id).where(inbox.c.message_id == str(envelope.id))
+            )
+        )
+
+    await eventually(handled)
+
+
+async def suspended(platform: Platform, org: Org) -> bool:
+    rows = await platform.fetch(sa.select(accounts.c.suspended).where(accounts.c.org_id == org.id))
+    return bool(rows[0].suspended)
+
+
+async def test_a_suspended_account_pauses_the_campaign_for_billing_until_reinstated(
+    platform: Platform,
+) -> None:
     org = await platform.org()
     agent_id = await platform.agent(org)
     number = await platform.number(org)
-    created = await create(platform, org, agent_id=agent_id, number=number, to=numbers(2))
+    destinations, held_back = numbers(2), numbers(2)
+    await answering(platform, destinations)
+    created = await create(platform, org, agent_id=agent_id, number=number, to=destinations)
     campaign_id = created.json()["id"]
+    # Paused by a user (before its runner could dial) and never resumed.
+    user_paused = await create(
+        platform, org, agent_id=agent_id, number=number, to=held_back, max_concurrent=1
+    )
+    user_paused_id = user_paused.json()["id"]
+    await act(platform, org, user_paused_id, "start")
+    paused_by_user = await act(platform, org, user_paused_id, "pause")
+    assert paused_by_user.json()["pause_reason"] == "requested"
     await platform.suspend(org)
 
     await act(platform, org, campaign_id, "start")
@@ -604,6 +708,80 @@ async def test_a_suspended_account_pauses_the_campaign_for_billing(platform: Pla
         ("pending", 0)
     ] * 2
     assert await platform.calls_of(org) == []
+
+    await delivered(platform, reinstatement(org))
+    # Resumed by the transaction that applied the reinstatement: no runner pass needed.
+    resumed = await campaign(platform, org, campaign_id)
+    assert (resumed["status"], resumed["pause_reason"]) in {
+        ("running", None),
+        ("completed", None),
+    }
+    done = await wait_for_campaign(platform, org, campaign_id, "completed")
+
+    assert done["counts"]["completed"] == 2
+    dialed = {c["to"] for c in await platform.sandbox.twilio.calls()}
+    assert set(destinations) <= dialed
+    still = await campaign(platform, org, user_paused_id)
+    assert (still["status"], still["pause_reason"]) == ("paused", "requested")
+    # At most its first recipient was dialed before the pause; the last one never is.
+    assert (await recipients(platform, org, user_paused_id))[-1]["status"] == "pending"
+    assert held_back[-1] not in dialed
+
+
+async def test_a_late_or_repeated_reinstatement_resumes_nothing(
+    platform: Platform, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="novitrac_telephony.campaigns")
+
+    def resumptions() -> int:
+        """Resumptions after a reinstatement (a wrong one would be paused again at once)."""
+        return len(
+            [
+                record
+                for record in caplog.records
+                if getattr(record, "reason", None) == "billing_reinstated"
+                and getattr(record, "campaign_id", None) == campaign_id
+            ]
+        )
+
+    org = await platform.org()
+    agent_id = await platform.agent(org)
+    number = await platform.number(org)
+    destinations = numbers(2)
+    for destination in destinations:
+        await platform.sandbox.twilio.set_phone(
+            destination, "answer", ring_seconds=0.05, script=PhoneScript(hang_up_after=1.0)
+        )
+    created = await create(
+        platform, org, agent_id=agent_id, number=number, to=destinations, max_concurrent=1
+    )
+    campaign_id = created.json()["id"]
+    late = reinstatement(org)  # decided before the suspension, delivered after it
+    await platform.suspend(org)
+    await act(platform, org, campaign_id, "start")
+    await wait_for_campaign(platform, org, campaign_id, "paused")
+
+    await delivered(platform, late)
+
+    assert await suspended(platform, org)
+    assert (await campaign(platform, org, campaign_id))["pause_reason"] == "billing"
+    assert resumptions() == 0
+
+    applied = reinstatement(org)
+    await delivered(platform, applied)
+    await wait_for_recipient(platform, org, campaign_id, 0, "in_call")
+    await platform.suspend(org)  # a later decision: the second recipient must wait
+    paused = await wait_for_campaign(platform, org, campaign_id, "paused")
+    assert paused["pause_reason"] == "billing"
+    # The applied reinstatement again, past the inbox's memory of it (a new message id).
+    await delivered(platform, applied.model_copy(update={"id": uuid.uuid4()}))
+
+    assert await suspended(platform, org)
+    again = await campaign(platform, org, campaign_id)
+    assert (again["status"], again["pause_reason"]) == ("paused", "billing")
+    assert (await recipients(platform, org, campaign_id))[1]["status"] == "pending"
+    assert len(await platform.calls_of(org)) == 1
+    assert resumptions() == 1
 
 
 async def test_an_agent_no_longer_usable_pauses_the_campaign(platform: Platform) -> None:

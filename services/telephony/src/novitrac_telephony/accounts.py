@@ -54,29 +54,35 @@ async def set_balance(session: AsyncSession, *, org_id: UUID, balance: int, sequ
 
 async def set_suspended(
     session: AsyncSession, *, org_id: UUID, suspended: bool, balance: int, decided_at: datetime
-) -> None:
+) -> bool:
     """Apply ``billing.account.suspended.v1`` / ``reinstated.v1`` unless a later one was applied.
 
     Billing decides an account's standing under the account's lock, so the decisions' times order
-    them; deliveries may not be in that order (concurrent consumers, retries).
+    them; deliveries may not be in that order (concurrent consumers, retries). Whether this
+    decision was applied (not one already applied, nor older than it); when it was, the account
+    row stays locked until the transaction ends.
     """
     await _ensure(session, org_id)
-    await session.execute(
-        accounts.update()
-        .where(
-            accounts.c.org_id == org_id,
-            or_(
-                accounts.c.standing_changed_at.is_(None),
-                accounts.c.standing_changed_at < decided_at,
-            ),
+    applied = (
+        await session.execute(
+            accounts.update()
+            .where(
+                accounts.c.org_id == org_id,
+                or_(
+                    accounts.c.standing_changed_at.is_(None),
+                    accounts.c.standing_changed_at < decided_at,
+                ),
+            )
+            .values(suspended=suspended, standing_changed_at=decided_at, updated_at=func.now())
+            .returning(accounts.c.org_id)
         )
-        .values(suspended=suspended, standing_changed_at=decided_at, updated_at=func.now())
-    )
+    ).first() is not None
     await session.execute(
         accounts.update()
         .where(accounts.c.org_id == org_id, accounts.c.balance.is_(None))
         .values(balance=balance)
     )
+    return applied
 
 
 async def _standing(session: AsyncSession, org_id: UUID) -> Row[tuple[object, ...]]:
@@ -132,6 +138,14 @@ async def admit_call(session: AsyncSession, org_id: UUID, *, reservation_timeout
         raise TooManyRequests(
             f"the plan allows {account.concurrent_calls} simultaneous calls", retry_after=5
         )
+
+
+async def may_call(session: AsyncSession, org_id: UUID) -> None:
+    """Refuse (402) unless the standing lets the organisation start a call now.
+
+    The account row stays locked until the transaction ends, as when admitting a call.
+    """
+    _standing_checked(await _standing(session, org_id))
 
 
 def _standing_checked(account: Row[tuple[object, ...]]) -> Row[tuple[object, ...]]:

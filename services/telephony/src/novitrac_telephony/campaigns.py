@@ -4,7 +4,9 @@ A campaign is created as a ``draft``; ``start`` makes it ``running``, ``pause`` 
 stop and restart its dialing, ``cancel`` ends it (recipients not yet called are canceled; calls
 in progress finish). The runner pauses it itself, with the reason, when the organisation's
 billing standing refuses calls or its agent or number can no longer be used; it completes once
-no recipient is left to call.
+no recipient is left to call. A campaign paused for billing resumes by itself when billing's
+reinstatement of the account is applied, in that transaction (a stale or repeated one resumes
+nothing); the others stay paused until someone resumes them.
 
 A recipient goes ``pending`` → ``dialing`` (claimed by a runner) → ``in_call`` (its call placed,
 one more attempt) → ``completed`` (answered, by a person or by a machine: outcome ``voicemail``)
@@ -13,13 +15,14 @@ again until ``max_attempts`` are spent, then ``failed``. The org's concurrency l
 call puts it back to ``pending`` without counting an attempt.
 
 Every ``campaign_tick`` seconds each replica's runner takes each running campaign inside its
-calling window: with the campaign's row locked (``SKIP LOCKED``: one replica at a time per
-campaign), it counts the recipients ``dialing`` or ``in_call`` and claims at most
-``max_concurrent`` minus that many due ones (marked ``dialing`` and committed), so replicas
-together never dial one recipient twice nor exceed ``max_concurrent``. It then places their
-calls as ``POST /v1/calls`` does (:func:`novitrac_telephony.calls.place`) and attaches each call
-to its recipient. The call's end is recorded in the transaction that makes it final
-(:mod:`novitrac_telephony.recipients`, from :func:`novitrac_telephony.call_state.apply`).
+calling window (local hours, on the local days it allows): with the campaign's row locked
+(``SKIP LOCKED``: one replica at a time per campaign), it counts the recipients ``dialing`` or
+``in_call`` and claims at most ``max_concurrent`` minus that many due ones (marked ``dialing``
+and committed), so replicas together never dial one recipient twice nor exceed
+``max_concurrent``. It then places their calls as ``POST /v1/calls`` does
+(:func:`novitrac_telephony.calls.place`) and attaches each call to its recipient. The call's
+end is recorded in the transaction that makes it final (:mod:`novitrac_telephony.recipients`,
+from :func:`novitrac_telephony.call_state.apply`).
 
 A claim older than a minute whose call was never attached (its runner died) is released: the
 call placed for it, if one was, is attached; otherwise the recipient is ``pending`` again.
@@ -47,11 +50,13 @@ from novitrac_kit.db import transaction
 from novitrac_kit.errors import Conflict, DomainError, NotFound, TooManyRequests
 from novitrac_kit.periodic import Periodic
 from novitrac_telephony import agents, call_state, calls, live, pagination, recipients
+from novitrac_telephony.accounts import may_call
 from novitrac_telephony.db import accounts, campaign_recipients, campaigns
 from novitrac_telephony.db import calls as calls_table
 from novitrac_telephony.deps import Telephony
 from novitrac_telephony.errors import PaymentRequired, ProviderFailed, ProviderRefused
 from novitrac_telephony.schemas import (
+    WEEK,
     CallIn,
     CallingWindow,
     CampaignDetail,
@@ -157,6 +162,7 @@ async def create(session: AsyncSession, *, org_id: UUID, request: CampaignIn) ->
             window_start=window.start if window else None,
             window_end=window.end if window else None,
             window_timezone=window.timezone if window else None,
+            window_days=[day.value for day in window.days] if window else None,
         )
     )
     await session.execute(
@@ -243,7 +249,12 @@ async def transition(
 def _window(row: Row[Any]) -> CallingWindow | None:
     if row.window_timezone is None:
         return None
-    return CallingWindow(start=row.window_start, end=row.window_end, timezone=row.window_timezone)
+    return CallingWindow(
+        start=row.window_start,
+        end=row.window_end,
+        timezone=row.window_timezone,
+        days=row.window_days or list(WEEK),  # null: a window created before days existed
+    )
 
 
 def campaign_out(row: Row[Any]) -> CampaignOut:
@@ -379,13 +390,24 @@ async def list_recipients(
 
 
 def in_window(window: CallingWindow | None, now: datetime) -> bool:
-    """Whether a call may start ``now`` in the calling ``window`` (always, without one)."""
+    """Whether a call may start ``now`` in the calling ``window`` (always, without one).
+
+    Hours and days are read on the window's local clock. A window spanning midnight belongs to
+    the day it opened: after midnight, it is the previous local day that must be allowed.
+    """
     if window is None:
         return True
-    local = now.astimezone(ZoneInfo(window.timezone)).time()
+    local = now.astimezone(ZoneInfo(window.timezone))
+    clock = local.time()
+    opened_on = local.date()
     if window.start < window.end:
-        return window.start <= local < window.end
-    return local >= window.start or local < window.end
+        if not window.start <= clock < window.end:
+            return False
+    elif clock < window.end:
+        opened_on -= timedelta(days=1)
+    elif clock < window.start:
+        return False
+    return WEEK[opened_on.weekday()] in window.days
 
 
 class CampaignRunner:
@@ -550,6 +572,59 @@ async def _pause(
     )
 
 
+async def _pause_for_billing(
+    telephony: Telephony, campaign: Row[Any], refusal: PaymentRequired
+) -> None:
+    """Pause the campaign for billing, unless the standing allows calls again by now.
+
+    The account row is locked before the campaign's, as applying a reinstatement does: one
+    applied after this check resumes the pause; one applied before it leaves the campaign running.
+    """
+    async with transaction(telephony.sessions) as session:
+        try:
+            await may_call(session, campaign.org_id)
+        except PaymentRequired as still:
+            await _pause(session, campaign, PauseReason.BILLING, str(still))
+            return
+    logger.info(
+        "campaign.billing_refusal_lifted",
+        extra={"campaign_id": str(campaign.id), "detail": str(refusal)},
+    )
+
+
+async def resume_paused_for_billing(session: AsyncSession, *, org_id: UUID) -> list[UUID]:
+    """Resume the organisation's campaigns the runner paused for billing; their ids.
+
+    For the transaction applying billing's reinstatement, which holds the account's lock. A
+    campaign paused by a user, or for its agent or number, stays paused; the runner checks the
+    agent and number of those resumed again before dialing (and pauses one that cannot be used).
+    """
+    resumed = (
+        await session.execute(
+            campaigns.update()
+            .where(
+                campaigns.c.org_id == org_id,
+                campaigns.c.status == CampaignStatus.PAUSED.value,
+                campaigns.c.pause_reason == PauseReason.BILLING.value,
+            )
+            .values(status=CampaignStatus.RUNNING.value, pause_reason=None)
+            .returning(campaigns.c.id)
+        )
+    ).scalars()
+    campaign_ids = list(resumed)
+    for campaign_id in campaign_ids:
+        logger.info(
+            "campaign.transition",
+            extra={
+                "campaign_id": str(campaign_id),
+                "from": CampaignStatus.PAUSED.value,
+                "to": CampaignStatus.RUNNING.value,
+                "reason": "billing_reinstated",
+            },
+        )
+    return campaign_ids
+
+
 async def _dial(telephony: Telephony, campaign: Row[Any], recipient: Row[Any]) -> None:
     """Place the claimed recipient's call and attach it; settle or release on a refusal."""
     request = CallIn(
@@ -570,8 +645,7 @@ async def _dial(telephony: Telephony, campaign: Row[Any], recipient: Row[Any]) -
         return
     except PaymentRequired as refusal:
         await _release(telephony, recipient)
-        async with transaction(telephony.sessions) as session:
-            await _pause(session, campaign, PauseReason.BILLING, str(refusal))
+        await _pause_for_billing(telephony, campaign, refusal)
         return
     except (ProviderRefused, ProviderFailed) as refusal:
         await _count_refused_attempt(telephony, campaign, recipient, str(refusal))

@@ -17,7 +17,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from novitrac_kit.db import service_metadata
 from novitrac_kit.inbox import inbox_table
@@ -187,6 +187,11 @@ campaigns = Table(
     Column("window_start", Time, comment="Calls start only from this local time."),
     Column("window_end", Time, comment="Calls start only before this local time."),
     Column("window_timezone", Text, comment="The IANA time zone of the calling window."),
+    Column(
+        "window_days",
+        ARRAY(Text),
+        comment="The local days (mon..sun) the calling window opens on; null: every day.",
+    ),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),

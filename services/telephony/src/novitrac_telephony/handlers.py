@@ -16,7 +16,7 @@ from novitrac_contracts.voice import (
     ConversationEnded,
 )
 from novitrac_kit.handlers import EventHandlers, HandlerContext
-from novitrac_telephony import accounts, agents
+from novitrac_telephony import accounts, agents, campaigns
 from novitrac_telephony.db import calls
 
 handlers = EventHandlers()
@@ -68,14 +68,20 @@ async def account_suspended(event: AccountSuspended, ctx: HandlerContext) -> Non
 
 @handlers.on(AccountReinstated)
 async def account_reinstated(event: AccountReinstated, ctx: HandlerContext) -> None:
-    """Calls may start again."""
-    await accounts.set_suspended(
+    """Calls may start again: campaigns paused for billing resume.
+
+    A reinstatement older than the standing already applied (delivered late or again) changes
+    nothing, and resumes nothing.
+    """
+    applied = await accounts.set_suspended(
         ctx.session,
         org_id=event.org_id,
         suspended=False,
         balance=event.balance,
         decided_at=ctx.envelope.occurred_at,
     )
+    if applied:
+        await campaigns.resume_paused_for_billing(ctx.session, org_id=event.org_id)
 
 
 @handlers.on(ConversationEnded)

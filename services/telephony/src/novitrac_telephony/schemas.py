@@ -194,7 +194,11 @@ class CampaignStatus(StrEnum):
 
 
 class PauseReason(StrEnum):
-    """Why a campaign is paused: asked to, or stopped by the runner until someone resumes it."""
+    """Why a campaign is paused: asked to, or stopped by the runner.
+
+    ``billing`` resumes by itself when billing reinstates the account; the others wait for
+    someone to resume the campaign.
+    """
 
     REQUESTED = "requested"
     BILLING = "billing"
@@ -225,14 +229,41 @@ class RecipientOutcome(StrEnum):
     VOICEMAIL = "voicemail"
 
 
+class Weekday(StrEnum):
+    """A day of the week, by its ISO short name."""
+
+    MON = "mon"
+    TUE = "tue"
+    WED = "wed"
+    THU = "thu"
+    FRI = "fri"
+    SAT = "sat"
+    SUN = "sun"
+
+
+WEEK = tuple(Weekday)
+"""The days in ISO order: ``WEEK[date.weekday()]`` is that date's day."""
+
+
 class CallingWindow(BaseModel):
-    """The local hours calls may start in; ``end`` before ``start`` spans midnight."""
+    """The local hours (and days) calls may start in; ``end`` before ``start`` spans midnight."""
 
     model_config = ConfigDict(extra="forbid")
 
     start: time = Field(description="Local time, e.g. 09:00.")
     end: time = Field(description="Local time, e.g. 18:00 (exclusive).")
     timezone: str = Field(max_length=64, description="IANA time zone, e.g. Europe/Paris.")
+    days: list[Weekday] = Field(
+        default_factory=lambda: list(WEEK),
+        min_length=1,
+        max_length=7,
+        description=(
+            "The local days the window opens on, `mon` to `sun`, each at most once (default "
+            "every day; returned in week order). A window spanning midnight belongs to the day "
+            "it opens: with only `fri`, 22:00-02:00 allows Saturday 01:00 but not Friday 01:00 "
+            "nor Sunday 01:00."
+        ),
+    )
 
     @field_validator("start", "end")
     @classmethod
@@ -249,6 +280,14 @@ class CallingWindow(BaseModel):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
+
+    @field_validator("days")
+    @classmethod
+    def _distinct_days(cls, days: list[Weekday]) -> list[Weekday]:
+        repeated = sorted({day for day in days if days.count(day) > 1}, key=WEEK.index)
+        if repeated:
+            raise ValueError(f"days repeat {', '.join(repeated)}")
+        return sorted(days, key=WEEK.index)
 
     @model_validator(mode="after")
     def _not_empty(self) -> CallingWindow:
