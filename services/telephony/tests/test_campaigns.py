@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from novitrac_contracts.billing import AccountReinstated, ReinstatementReason
+from novitrac_contracts.billing import AccountReinstated, BalanceChanged, ReinstatementReason
 from novitrac_contracts.envelope import Envelope
 from novitrac_contracts.voice import AgentSyncStatus, MachineDetection
 from novitrac_kit.testing.waiting import eventually
@@ -726,6 +726,43 @@ async def test_a_suspended_account_pauses_the_campaign_for_billing_until_reinsta
     # At most its first recipient was dialed before the pause; the last one never is.
     assert (await recipients(platform, org, user_paused_id))[-1]["status"] == "pending"
     assert held_back[-1] not in dialed
+
+
+async def test_a_top_up_over_the_minimum_resumes_a_campaign_paused_for_billing(
+    platform: Platform,
+) -> None:
+    # Below the minimum without being suspended: no reinstatement will come, the top-up is the news.
+    org = await platform.org(balance=50, minimum=100)
+    agent_id = await platform.agent(org)
+    number = await platform.number(org)
+    [destination] = numbers(1)
+    await answering(platform, [destination])
+    created = await create(platform, org, agent_id=agent_id, number=number, to=[destination])
+    campaign_id = created.json()["id"]
+
+    await act(platform, org, campaign_id, "start")
+    paused = await wait_for_campaign(platform, org, campaign_id, "paused")
+    assert paused["pause_reason"] == "billing"
+
+    await delivered(
+        platform,
+        Envelope.wrap(
+            BalanceChanged(org_id=org.id, balance=80, currency="USD", delta=30, sequence=2),
+            producer="billing",
+        ),
+    )
+    still = await campaign(platform, org, campaign_id)
+    assert (still["status"], still["pause_reason"]) == ("paused", "billing")
+
+    await delivered(
+        platform,
+        Envelope.wrap(
+            BalanceChanged(org_id=org.id, balance=5_080, currency="USD", delta=5_000, sequence=3),
+            producer="billing",
+        ),
+    )
+    done = await wait_for_campaign(platform, org, campaign_id, "completed")
+    assert done["counts"]["completed"] == 1
 
 
 async def test_a_late_or_repeated_reinstatement_resumes_nothing(

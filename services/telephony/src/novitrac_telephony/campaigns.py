@@ -592,6 +592,32 @@ async def _pause_for_billing(
     )
 
 
+async def resume_if_calls_allowed(session: AsyncSession, *, org_id: UUID) -> list[UUID]:
+    """Resume the campaigns paused for billing once the organisation may call again; their ids.
+
+    For the transaction applying a balance change: a top-up that lifts the balance back over the
+    minimum lifts a pause that no suspension (and so no reinstatement) caused. The standing is
+    checked under the account's lock, as the runner checks it before pausing, so the two cannot
+    miss each other.
+    """
+    paused = await session.scalar(
+        select(func.count())
+        .select_from(campaigns)
+        .where(
+            campaigns.c.org_id == org_id,
+            campaigns.c.status == CampaignStatus.PAUSED.value,
+            campaigns.c.pause_reason == PauseReason.BILLING.value,
+        )
+    )
+    if not paused:
+        return []
+    try:
+        await may_call(session, org_id)
+    except PaymentRequired:
+        return []
+    return await resume_paused_for_billing(session, org_id=org_id)
+
+
 async def resume_paused_for_billing(session: AsyncSession, *, org_id: UUID) -> list[UUID]:
     """Resume the organisation's campaigns the runner paused for billing; their ids.
 

@@ -48,10 +48,11 @@ async def plan_changed(event: PlanChanged, ctx: HandlerContext) -> None:
 
 @handlers.on(BalanceChanged)
 async def balance_changed(event: BalanceChanged, ctx: HandlerContext) -> None:
-    """Keep the organisation's latest balance."""
+    """Keep the organisation's latest balance; campaigns paused for billing resume if it allows."""
     await accounts.set_balance(
         ctx.session, org_id=event.org_id, balance=event.balance, sequence=event.sequence
     )
+    await campaigns.resume_if_calls_allowed(ctx.session, org_id=event.org_id)
 
 
 @handlers.on(AccountSuspended)
