@@ -253,6 +253,16 @@ async def test_a_campaign_retries_busy_and_unanswered_recipients_then_completes(
     assert all(row.recording_url is None for row in placed.values())
     ended = await platform.events("telephony.call.ended.v1", org=org)
     assert len(ended) == 5
+    [announced] = await platform.events("telephony.campaign.completed.v1", org=org)
+    assert announced["data"] | {"finished_at": None} == {
+        "campaign_id": draft["id"],
+        "org_id": str(org.id),
+        "name": "Renewals",
+        "recipients": 3,
+        "reached": 2,
+        "failed": 1,
+        "finished_at": None,
+    }
 
 
 async def test_max_concurrent_one_never_has_two_calls_live(platform: Platform) -> None:

@@ -45,6 +45,7 @@ EVENTS: Mapping[str, type[Event]] = _index(
         telephony.CallEnded,
         telephony.SmsReceived,
         telephony.SmsSent,
+        telephony.CampaignCompleted,
         voice.AgentUpdated,
         voice.AgentDeleted,
         voice.ConversationEnded,

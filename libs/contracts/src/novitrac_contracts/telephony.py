@@ -146,3 +146,19 @@ class SmsSent(Event):
     from_number: PhoneNumber
     to_number: PhoneNumber
     body: str
+
+
+class CampaignCompleted(Event):
+    """Emitted when a campaign has no recipient left to call, once (not when it is canceled)."""
+
+    event_type: ClassVar[str] = "telephony.campaign.completed.v1"
+
+    campaign_id: UUID
+    org_id: UUID
+    name: str
+    recipients: int = Field(ge=0, description="Everyone on the list.")
+    reached: int = Field(
+        ge=0, description="Recipients whose call was answered, by a person or a machine."
+    )
+    failed: int = Field(ge=0, description="Recipients not reached within max_attempts.")
+    finished_at: AwareDatetime

@@ -51,6 +51,7 @@ from novitrac_contracts.telephony import (
     CallCreated,
     CallEnded,
     CallStatusChanged,
+    CampaignCompleted,
     SmsReceived,
     SmsSent,
 )
@@ -67,6 +68,7 @@ WEBHOOK_EVENTS: tuple[type[Event], ...] = (
     CallEnded,
     SmsReceived,
     SmsSent,
+    CampaignCompleted,
     ConversationEnded,
     ConversationAnalyzed,
     BalanceChanged,

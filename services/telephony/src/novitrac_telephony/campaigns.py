@@ -45,13 +45,15 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy import Row, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from novitrac_contracts.telephony import CallDirection
+from novitrac_contracts.envelope import Envelope
+from novitrac_contracts.telephony import CallDirection, CampaignCompleted
+from novitrac_kit import outbox as outbox_events
 from novitrac_kit.db import transaction
 from novitrac_kit.errors import Conflict, DomainError, NotFound, TooManyRequests
 from novitrac_kit.periodic import Periodic
 from novitrac_telephony import agents, call_state, calls, live, pagination, recipients
 from novitrac_telephony.accounts import may_call
-from novitrac_telephony.db import accounts, campaign_recipients, campaigns
+from novitrac_telephony.db import accounts, campaign_recipients, campaigns, outbox
 from novitrac_telephony.db import calls as calls_table
 from novitrac_telephony.deps import Telephony
 from novitrac_telephony.errors import PaymentRequired, ProviderFailed, ProviderRefused
@@ -477,6 +479,40 @@ async def dial_due(telephony: Telephony, campaign_id: UUID) -> int:
     return len(claimed)
 
 
+async def _complete(session: AsyncSession, campaign: Row[Any]) -> None:
+    """Mark the campaign completed and announce it (``telephony.campaign.completed.v1``)."""
+    finished_at = datetime.now(UTC)
+    await session.execute(
+        campaigns.update()
+        .where(campaigns.c.id == campaign.id)
+        .values(status=CampaignStatus.COMPLETED.value, finished_at=finished_at)
+    )
+    final: dict[str, int] = dict(
+        (
+            await session.execute(
+                select(campaign_recipients.c.status, func.count())
+                .where(campaign_recipients.c.campaign_id == campaign.id)
+                .group_by(campaign_recipients.c.status)
+            )
+        ).all()
+    )
+    completed = CampaignCompleted(
+        campaign_id=campaign.id,
+        org_id=campaign.org_id,
+        name=campaign.name,
+        recipients=sum(final.values()),
+        reached=final.get(RecipientStatus.COMPLETED.value, 0),
+        failed=final.get(RecipientStatus.FAILED.value, 0),
+        finished_at=finished_at,
+    )
+    await outbox_events.add(
+        session,
+        outbox,
+        Envelope.wrap(completed, producer=call_state.PRODUCER, correlation_id=str(campaign.id)),
+    )
+    logger.info("campaign.completed", extra={"campaign_id": str(campaign.id)})
+
+
 async def _usable_or_paused(session: AsyncSession, campaign: Row[Any]) -> bool:
     """Whether the campaign can dial now; one whose agent or number cannot be used is paused."""
     try:
@@ -517,12 +553,7 @@ async def _claim(session: AsyncSession, campaign: Row[Any]) -> list[Row[Any]]:
         ).all()
     )
     if not by_status:
-        await session.execute(
-            campaigns.update()
-            .where(campaigns.c.id == campaign.id)
-            .values(status=CampaignStatus.COMPLETED.value, finished_at=func.now())
-        )
-        logger.info("campaign.completed", extra={"campaign_id": str(campaign.id)})
+        await _complete(session, campaign)
         return []
     room = campaign.max_concurrent - sum(by_status.get(status, 0) for status in _ACTIVE)
     now = datetime.now(UTC)
