@@ -46,12 +46,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from novitrac_contracts.envelope import Envelope
 from novitrac_kit.bus import EventBus, PublishFailed
 from novitrac_kit.db import driver_connection
-from novitrac_kit.dsn import asyncpg_url
+from novitrac_kit.notify import wake_on_notify
 from novitrac_kit.periodic import Periodic
 
 logger = logging.getLogger(__name__)
 
-LISTEN_KEEPALIVE = 30.0
 """Seconds between checks that the ``LISTEN`` connection still answers."""
 
 OUTBOX_PUBLISHED = Counter(
@@ -410,7 +409,18 @@ class OutboxRelay:
         self._purging.start()
         self._counting_parked.start()
         self._relaying.start()
-        self._listener = asyncio.create_task(self._listen(), name=f"outbox-listener:{self._name}")
+        self._listener = asyncio.create_task(
+            wake_on_notify(
+                self._engine,
+                self._channel,
+                self._relaying.poke,
+                application_name=f"{self._name}.outbox_listener",
+                min_delay=self._min_backoff,
+                max_delay=self._max_backoff,
+                extra={"schema": self._name},
+            ),
+            name=f"outbox-listener:{self._name}",
+        )
 
     async def stop(self, *, grace: float = 10.0) -> None:
         """Finish the batch in progress (cancel it after ``grace`` seconds) and stop."""
@@ -602,44 +612,6 @@ class OutboxRelay:
 
     async def _count_parked(self) -> None:
         await self.count_parked()
-
-    async def _listen(self) -> None:
-        dsn = asyncpg_url(self._engine.url.render_as_string(hide_password=False))
-        delay = self._min_backoff
-        while True:
-            try:
-                connection = await asyncpg.connect(
-                    dsn, server_settings={"application_name": f"{self._name}.outbox_listener"}
-                )
-            except Exception as error:
-                logger.warning(
-                    "outbox.listen.failed", extra={"schema": self._name, "error": repr(error)}
-                )
-                await asyncio.sleep(delay)
-                delay = min(self._max_backoff, delay * 2)
-                continue
-            delay = self._min_backoff
-            try:
-                await self._listen_on(connection)
-            except Exception as error:
-                logger.warning(
-                    "outbox.listen.lost", extra={"schema": self._name, "error": repr(error)}
-                )
-            finally:
-                connection.terminate()
-            await asyncio.sleep(delay)
-
-    async def _listen_on(self, connection: asyncpg.Connection) -> None:
-        lost = asyncio.Event()
-        connection.add_termination_listener(lambda _: lost.set())
-        await connection.add_listener(self._channel, lambda *_: self._relaying.poke())
-        # Anything committed while nobody was listening is picked up by the next batch.
-        self._relaying.poke()
-        while not lost.is_set():
-            with suppress(TimeoutError):
-                await asyncio.wait_for(lost.wait(), LISTEN_KEEPALIVE)
-            if not lost.is_set():
-                await connection.fetchval("SELECT 1", timeout=LISTEN_KEEPALIVE)
 
 
 async def _release(connection: AsyncConnection | None) -> None:

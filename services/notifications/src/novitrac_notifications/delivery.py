@@ -13,17 +13,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-import asyncpg
 from jinja2 import TemplateError
 from prometheus_client import Counter
 from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from novitrac_kit.dsn import asyncpg_url
+from novitrac_kit.notify import wake_on_notify
 from novitrac_kit.periodic import Periodic
 from novitrac_notifications import templates
 from novitrac_notifications.db import email_deliveries
@@ -37,7 +35,6 @@ EMAILS = Counter(
     "Email send attempts by outcome (sent, retry, failed).",
     ["outcome"],
 )
-LISTEN_KEEPALIVE = 30.0
 
 
 class Mailer(Protocol):
@@ -119,7 +116,17 @@ class DeliveryWorker:
             raise RuntimeError("the delivery worker is already running")
         self._failures = 0
         self._loop.start()
-        self._listener = asyncio.create_task(self._listen(), name="email-delivery-listener")
+        self._listener = asyncio.create_task(
+            wake_on_notify(
+                self._engine,
+                EMAIL_CHANNEL,
+                self._loop.poke,
+                application_name="notifications.email_listener",
+                min_delay=self._poll_interval,
+                max_delay=max(self._poll_interval, 30.0),
+            ),
+            name="email-delivery-listener",
+        )
 
     async def stop(self, *, grace: float = 10.0) -> None:
         """Finish the batch in progress (cancel it after ``grace`` seconds) and stop.
@@ -249,33 +256,6 @@ class DeliveryWorker:
         if until is None:
             return self._poll_interval
         return max(0.0, min(self._poll_interval, float(until)))
-
-    async def _listen(self) -> None:
-        dsn = asyncpg_url(self._engine.url.render_as_string(hide_password=False))
-        while True:
-            try:
-                connection = await asyncpg.connect(
-                    dsn, server_settings={"application_name": "notifications.email_listener"}
-                )
-            except Exception as error:
-                logger.warning("notifications.listen.failed", extra={"error": repr(error)})
-                await asyncio.sleep(self._poll_interval)
-                continue
-            try:
-                lost = asyncio.Event()
-                connection.add_termination_listener(lambda _, lost=lost: lost.set())
-                await connection.add_listener(EMAIL_CHANNEL, lambda *_: self._loop.poke())
-                self._loop.poke()
-                while not lost.is_set():
-                    with suppress(TimeoutError):
-                        await asyncio.wait_for(lost.wait(), LISTEN_KEEPALIVE)
-                    if not lost.is_set():
-                        await connection.fetchval("SELECT 1", timeout=LISTEN_KEEPALIVE)
-            except Exception as error:
-                logger.warning("notifications.listen.lost", extra={"error": repr(error)})
-            finally:
-                connection.terminate()
-            await asyncio.sleep(self._poll_interval)
 
 
 def _claim(limit: int) -> Any:

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from uuid import UUID
 
-import asyncpg
 import httpx
 from prometheus_client import Counter
 from sqlalchemy import Row, func, select, update
@@ -38,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from novitrac_kit.config import Environment
 from novitrac_kit.db import create_session_factory, transaction
-from novitrac_kit.dsn import asyncpg_url
+from novitrac_kit.notify import wake_on_notify
 from novitrac_kit.periodic import Periodic
 from novitrac_notifications import directory, feed
 from novitrac_notifications.db import webhook_deliveries, webhook_endpoints
@@ -60,7 +59,6 @@ ATTEMPTS = Counter(
 )
 DISABLED_KIND = "team.webhook_endpoint_disabled"
 WEBHOOKS_PATH = "/settings/webhooks"
-LISTEN_KEEPALIVE = 30.0
 ERROR_BODY_BYTES = 200
 LEASE_MARGIN = 30.0
 
@@ -136,7 +134,17 @@ class WebhookSender:
             self._http = httpx.AsyncClient(follow_redirects=False, trust_env=False)
         self._failures = 0
         self._loop.start()
-        self._listener = asyncio.create_task(self._listen(), name="webhook-sender-listener")
+        self._listener = asyncio.create_task(
+            wake_on_notify(
+                self._engine,
+                WEBHOOK_CHANNEL,
+                self._loop.poke,
+                application_name="notifications.webhook_listener",
+                min_delay=self._poll_interval,
+                max_delay=max(self._poll_interval, 30.0),
+            ),
+            name="webhook-sender-listener",
+        )
 
     async def stop(self, *, grace: float = 10.0) -> None:
         """Stop claiming, give the attempts in flight ``grace`` seconds, then cancel the rest.
@@ -408,35 +416,6 @@ class WebhookSender:
                 ),
                 link=WEBHOOKS_PATH,
             )
-
-    # Waking.
-
-    async def _listen(self) -> None:
-        dsn = asyncpg_url(self._engine.url.render_as_string(hide_password=False))
-        while True:
-            try:
-                connection = await asyncpg.connect(
-                    dsn, server_settings={"application_name": "notifications.webhook_listener"}
-                )
-            except Exception as error:
-                logger.warning("notifications.webhook.listen_failed", extra={"error": repr(error)})
-                await asyncio.sleep(self._poll_interval)
-                continue
-            try:
-                lost = asyncio.Event()
-                connection.add_termination_listener(lambda _, lost=lost: lost.set())
-                await connection.add_listener(WEBHOOK_CHANNEL, lambda *_: self._loop.poke())
-                self._loop.poke()
-                while not lost.is_set():
-                    with suppress(TimeoutError):
-                        await asyncio.wait_for(lost.wait(), LISTEN_KEEPALIVE)
-                    if not lost.is_set():
-                        await connection.fetchval("SELECT 1", timeout=LISTEN_KEEPALIVE)
-            except Exception as error:
-                logger.warning("notifications.webhook.listen_lost", extra={"error": repr(error)})
-            finally:
-                connection.terminate()
-            await asyncio.sleep(self._poll_interval)
 
 
 async def _excerpt(response: httpx.Response) -> str:
