@@ -264,6 +264,22 @@ async def test_a_campaign_retries_busy_and_unanswered_recipients_then_completes(
         "finished_at": None,
     }
 
+    def progress() -> list[dict[str, Any]]:
+        return [
+            signal.data
+            for signal in platform.live
+            if signal.type == "live.campaign.progress" and signal.data["campaign_id"] == draft["id"]
+        ]
+
+    async def finished_live() -> bool:
+        return any(data["status"] == "completed" for data in progress())
+
+    await eventually(finished_live)
+    assert progress()[0]["status"] == "running"  # the start, then each dial and each settlement
+    [final] = [data for data in progress() if data["status"] == "completed"]
+    assert final["org_id"] == str(org.id)
+    assert {k: v for k, v in final["counts"].items() if v} == {"completed": 2, "failed": 1}
+
 
 async def test_max_concurrent_one_never_has_two_calls_live(platform: Platform) -> None:
     org = await platform.org()

@@ -67,6 +67,7 @@ LIVE_SIGNALS: Mapping[str, type[Event]] = _index(
     [
         live.LiveCallStatus,
         live.LiveTranscriptLine,
+        live.LiveCampaignProgress,
     ]
 )
 """Live signals (best effort, unversioned) by type string."""

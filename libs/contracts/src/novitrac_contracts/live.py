@@ -38,3 +38,16 @@ class LiveTranscriptLine(Event):
     )
     speaker: Speaker
     text: str
+
+
+class LiveCampaignProgress(Event):
+    """Emitted when a campaign dials, settles a recipient or stops, for the screens watching it."""
+
+    event_type: ClassVar[str] = "live.campaign.progress"
+
+    campaign_id: UUID
+    org_id: UUID
+    status: str = Field(description="The campaign's status: running, paused, completed, ...")
+    counts: dict[str, int] = Field(
+        description="Recipients in each status (pending, dialing, in_call, completed, ...)."
+    )

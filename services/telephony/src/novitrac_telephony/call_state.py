@@ -190,12 +190,13 @@ async def apply(session: AsyncSession, call: Row[Any], report: Report) -> list[E
             ended_at=at,
         )
         await outbox_events.add(session, outbox, _wrap(ended, call.id))
-        await recipients.call_ended(
+        campaign_progress = await recipients.call_ended(
             session,
             call,
             status=report.status,
             answered_by=changes.get("answered_by", call.answered_by),
         )
+        return [_live(call.id, call.org_id, report.status, sequence), *campaign_progress]
     return [_live(call.id, call.org_id, report.status, sequence)]
 
 

@@ -464,6 +464,12 @@ async def dial_due(telephony: Telephony, campaign_id: UUID) -> int:
         if campaign is None:
             return 0
         claimed = await _claim(session, campaign)
+        stopped = (
+            await session.scalar(select(campaigns.c.status).where(campaigns.c.id == campaign_id))
+            != CampaignStatus.RUNNING.value
+        )
+        signals = [await recipients.progress(session, campaign_id)] if claimed or stopped else []
+    await live.publish(telephony, signals)
     if claimed:
         results = await asyncio.gather(
             *(_dial(telephony, campaign, row) for row in claimed), return_exceptions=True

@@ -15,9 +15,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from novitrac_contracts.envelope import Envelope
+from novitrac_contracts.live import LiveCampaignProgress
 from novitrac_contracts.telephony import AnsweredBy, CallDirection, CallStatus
 from novitrac_telephony.db import campaign_recipients, campaigns
 from novitrac_telephony.schemas import CampaignStatus, RecipientOutcome, RecipientStatus
@@ -132,12 +134,39 @@ async def attach_call(
     return True
 
 
+async def progress(session: AsyncSession, campaign_id: UUID) -> Envelope:
+    """The campaign's standing now, as a live signal for the screens watching it."""
+    campaign = (
+        await session.execute(
+            select(campaigns.c.org_id, campaigns.c.status).where(campaigns.c.id == campaign_id)
+        )
+    ).one()
+    counts = {status.value: 0 for status in RecipientStatus}
+    counts.update(
+        (
+            await session.execute(
+                select(campaign_recipients.c.status, func.count())
+                .where(campaign_recipients.c.campaign_id == campaign_id)
+                .group_by(campaign_recipients.c.status)
+            )
+        ).all()
+    )
+    signal = LiveCampaignProgress(
+        campaign_id=campaign_id, org_id=campaign.org_id, status=campaign.status, counts=counts
+    )
+    return Envelope.wrap(signal, producer="telephony", correlation_id=str(campaign_id))
+
+
 async def call_ended(
     session: AsyncSession, call: Row[Any], *, status: CallStatus, answered_by: str | None
-) -> None:
-    """Settle the recipient whose attempt ``call`` (locked, just made final) was, if any."""
+) -> list[Envelope]:
+    """Settle the recipient whose attempt ``call`` (locked, just made final) was, if any.
+
+    Returns:
+        The campaign's progress signal when a recipient was settled, to publish after commit.
+    """
     if call.direction != CallDirection.OUTBOUND.value:
-        return
+        return []
     campaign_id = (
         await session.execute(
             select(campaign_recipients.c.campaign_id).where(
@@ -147,7 +176,7 @@ async def call_ended(
         )
     ).scalar_one_or_none()
     if campaign_id is None:
-        return
+        return []
     campaign = await _campaign_shared(session, campaign_id)
     recipient = (
         await session.execute(
@@ -159,6 +188,8 @@ async def call_ended(
             .with_for_update()
         )
     ).first()
-    if recipient is not None:
-        outcome = outcome_of(status, answered_by)
-        await settle_attempt(session, recipient=recipient, campaign=campaign, outcome=outcome)
+    if recipient is None:
+        return []
+    outcome = outcome_of(status, answered_by)
+    await settle_attempt(session, recipient=recipient, campaign=campaign, outcome=outcome)
+    return [await progress(session, campaign_id)]

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, BackgroundTasks, Query, status
 
 from novitrac_kit.runtime import IdentityDep, SessionDep, WriterDep
-from novitrac_telephony import campaigns
+from novitrac_telephony import campaigns, recipients
+from novitrac_telephony.deps import TelephonyDep
 from novitrac_telephony.endpoints.responses import AUTHENTICATED, WRITE, errors
+from novitrac_telephony.live import publish_later
 from novitrac_telephony.schemas import (
     CampaignDetail,
     CampaignIn,
@@ -90,9 +92,15 @@ async def list_recipients(
 
 
 async def _transition(
-    session: SessionDep, campaign_id: UUID, org_id: UUID, action: str
+    session: SessionDep,
+    campaign_id: UUID,
+    org_id: UUID,
+    action: str,
+    live: tuple[BackgroundTasks, TelephonyDep],
 ) -> CampaignDetail:
     await campaigns.transition(session, campaign_id=campaign_id, org_id=org_id, action=action)
+    background, telephony = live
+    publish_later(background, telephony, [await recipients.progress(session, campaign_id)])
     return await campaigns.campaign_detail(session, campaign_id=campaign_id, org_id=org_id)
 
 
@@ -102,10 +110,16 @@ async def _transition(
     responses=errors(*WRITE, 404, 409),
 )
 async def start_campaign(
-    campaign_id: UUID, identity: WriterDep, session: SessionDep
+    campaign_id: UUID,
+    identity: WriterDep,
+    session: SessionDep,
+    background: BackgroundTasks,
+    telephony: TelephonyDep,
 ) -> CampaignDetail:
     """Start dialing a draft campaign (409 otherwise, or when its agent or number is unusable)."""
-    return await _transition(session, campaign_id, identity.org_id, "start")
+    return await _transition(
+        session, campaign_id, identity.org_id, "start", (background, telephony)
+    )
 
 
 @router.post(
@@ -114,10 +128,16 @@ async def start_campaign(
     responses=errors(*WRITE, 404, 409),
 )
 async def pause_campaign(
-    campaign_id: UUID, identity: WriterDep, session: SessionDep
+    campaign_id: UUID,
+    identity: WriterDep,
+    session: SessionDep,
+    background: BackgroundTasks,
+    telephony: TelephonyDep,
 ) -> CampaignDetail:
     """Stop placing new calls; calls in progress finish (409 unless running)."""
-    return await _transition(session, campaign_id, identity.org_id, "pause")
+    return await _transition(
+        session, campaign_id, identity.org_id, "pause", (background, telephony)
+    )
 
 
 @router.post(
@@ -126,10 +146,16 @@ async def pause_campaign(
     responses=errors(*WRITE, 404, 409),
 )
 async def resume_campaign(
-    campaign_id: UUID, identity: WriterDep, session: SessionDep
+    campaign_id: UUID,
+    identity: WriterDep,
+    session: SessionDep,
+    background: BackgroundTasks,
+    telephony: TelephonyDep,
 ) -> CampaignDetail:
     """Dial again after a pause, whoever paused it (409 unless paused)."""
-    return await _transition(session, campaign_id, identity.org_id, "resume")
+    return await _transition(
+        session, campaign_id, identity.org_id, "resume", (background, telephony)
+    )
 
 
 @router.post(
@@ -138,7 +164,13 @@ async def resume_campaign(
     responses=errors(*WRITE, 404, 409),
 )
 async def cancel_campaign(
-    campaign_id: UUID, identity: WriterDep, session: SessionDep
+    campaign_id: UUID,
+    identity: WriterDep,
+    session: SessionDep,
+    background: BackgroundTasks,
+    telephony: TelephonyDep,
 ) -> CampaignDetail:
     """End the campaign: recipients not yet called are canceled, calls in progress finish."""
-    return await _transition(session, campaign_id, identity.org_id, "cancel")
+    return await _transition(
+        session, campaign_id, identity.org_id, "cancel", (background, telephony)
+    )
