@@ -175,6 +175,7 @@ async def apply(session: AsyncSession, call: Row[Any], report: Report) -> list[E
         call_id=call.id, org_id=call.org_id, status=report.status, sequence=sequence
     )
     await outbox_events.add(session, outbox, _wrap(changed, call.id))
+    signals = [_live(call.id, call.org_id, report.status, sequence)]
     if report.status.is_final:
         ended = CallEnded(
             call_id=call.id,
@@ -190,14 +191,13 @@ async def apply(session: AsyncSession, call: Row[Any], report: Report) -> list[E
             ended_at=at,
         )
         await outbox_events.add(session, outbox, _wrap(ended, call.id))
-        campaign_progress = await recipients.call_ended(
+        signals += await recipients.call_ended(
             session,
             call,
             status=report.status,
             answered_by=changes.get("answered_by", call.answered_by),
         )
-        return [_live(call.id, call.org_id, report.status, sequence), *campaign_progress]
-    return [_live(call.id, call.org_id, report.status, sequence)]
+    return signals
 
 
 def _answered(value: str | None, started_at: datetime | None) -> AnsweredBy | None:

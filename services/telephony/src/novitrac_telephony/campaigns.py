@@ -463,11 +463,7 @@ async def dial_due(telephony: Telephony, campaign_id: UUID) -> int:
         ).first()
         if campaign is None:
             return 0
-        claimed = await _claim(session, campaign)
-        stopped = (
-            await session.scalar(select(campaigns.c.status).where(campaigns.c.id == campaign_id))
-            != CampaignStatus.RUNNING.value
-        )
+        claimed, stopped = await _claim(session, campaign)
         signals = [await recipients.progress(session, campaign_id)] if claimed or stopped else []
     await live.publish(telephony, signals)
     if claimed:
@@ -540,11 +536,14 @@ async def _usable_or_paused(session: AsyncSession, campaign: Row[Any]) -> bool:
     return True
 
 
-async def _claim(session: AsyncSession, campaign: Row[Any]) -> list[Row[Any]]:
+async def _claim(session: AsyncSession, campaign: Row[Any]) -> tuple[list[Row[Any]], bool]:
     """Mark due recipients ``dialing`` up to the campaign's room; complete it when none is left.
 
     Nothing is claimed outside the calling window, nor while the agent or number cannot be used
     (the campaign is then paused with the reason).
+
+    Returns:
+        The recipients claimed, and whether the campaign stopped (completed or paused).
     """
     by_status: dict[str, int] = dict(
         (
@@ -560,13 +559,13 @@ async def _claim(session: AsyncSession, campaign: Row[Any]) -> list[Row[Any]]:
     )
     if not by_status:
         await _complete(session, campaign)
-        return []
+        return [], True
     room = campaign.max_concurrent - sum(by_status.get(status, 0) for status in _ACTIVE)
     now = datetime.now(UTC)
     if room <= 0 or not in_window(_window(campaign), now):
-        return []
+        return [], False
     if not await _usable_or_paused(session, campaign):
-        return []
+        return [], True
     due = (
         await session.execute(
             select(campaign_recipients.c.id)
@@ -585,14 +584,14 @@ async def _claim(session: AsyncSession, campaign: Row[Any]) -> list[Row[Any]]:
     ).scalars()
     due_ids = list(due)
     if not due_ids:
-        return []
+        return [], False
     claimed = await session.execute(
         campaign_recipients.update()
         .where(campaign_recipients.c.id.in_(due_ids))
         .values(status=RecipientStatus.DIALING.value, claimed_at=now, next_attempt_at=None)
         .returning(campaign_recipients)
     )
-    return sorted(claimed.all(), key=lambda row: row.position)
+    return sorted(claimed.all(), key=lambda row: row.position), False
 
 
 async def _pause(

@@ -91,86 +91,38 @@ async def list_recipients(
     )
 
 
-async def _transition(
-    session: SessionDep,
-    campaign_id: UUID,
-    org_id: UUID,
-    action: str,
-    live: tuple[BackgroundTasks, TelephonyDep],
-) -> CampaignDetail:
-    await campaigns.transition(session, campaign_id=campaign_id, org_id=org_id, action=action)
-    background, telephony = live
-    publish_later(background, telephony, [await recipients.progress(session, campaign_id)])
-    return await campaigns.campaign_detail(session, campaign_id=campaign_id, org_id=org_id)
+def _action(action: str, description: str) -> None:
+    """``POST /v1/campaigns/{id}/<action>``: the transition, then the campaign as it now is."""
 
+    async def act(
+        campaign_id: UUID,
+        identity: WriterDep,
+        session: SessionDep,
+        background: BackgroundTasks,
+        telephony: TelephonyDep,
+    ) -> CampaignDetail:
+        org_id = identity.org_id
+        await campaigns.transition(session, campaign_id=campaign_id, org_id=org_id, action=action)
+        publish_later(background, telephony, [await recipients.progress(session, campaign_id)])
+        return await campaigns.campaign_detail(session, campaign_id=campaign_id, org_id=org_id)
 
-@router.post(
-    "/{campaign_id}/start",
-    response_model=CampaignDetail,
-    responses=errors(*WRITE, 404, 409),
-)
-async def start_campaign(
-    campaign_id: UUID,
-    identity: WriterDep,
-    session: SessionDep,
-    background: BackgroundTasks,
-    telephony: TelephonyDep,
-) -> CampaignDetail:
-    """Start dialing a draft campaign (409 otherwise, or when its agent or number is unusable)."""
-    return await _transition(
-        session, campaign_id, identity.org_id, "start", (background, telephony)
+    router.add_api_route(
+        f"/{{campaign_id}}/{action}",
+        act,
+        methods=["POST"],
+        name=f"{action}_campaign",
+        description=description,
+        response_model=CampaignDetail,
+        responses=errors(*WRITE, 404, 409),
     )
 
 
-@router.post(
-    "/{campaign_id}/pause",
-    response_model=CampaignDetail,
-    responses=errors(*WRITE, 404, 409),
+_action(
+    "start",
+    "Start dialing a draft campaign (409 otherwise, or when its agent or number is unusable).",
 )
-async def pause_campaign(
-    campaign_id: UUID,
-    identity: WriterDep,
-    session: SessionDep,
-    background: BackgroundTasks,
-    telephony: TelephonyDep,
-) -> CampaignDetail:
-    """Stop placing new calls; calls in progress finish (409 unless running)."""
-    return await _transition(
-        session, campaign_id, identity.org_id, "pause", (background, telephony)
-    )
-
-
-@router.post(
-    "/{campaign_id}/resume",
-    response_model=CampaignDetail,
-    responses=errors(*WRITE, 404, 409),
+_action("pause", "Stop placing new calls; calls in progress finish (409 unless running).")
+_action("resume", "Dial again after a pause, whoever paused it (409 unless paused).")
+_action(
+    "cancel", "End the campaign: recipients not yet called are canceled, calls in progress finish."
 )
-async def resume_campaign(
-    campaign_id: UUID,
-    identity: WriterDep,
-    session: SessionDep,
-    background: BackgroundTasks,
-    telephony: TelephonyDep,
-) -> CampaignDetail:
-    """Dial again after a pause, whoever paused it (409 unless paused)."""
-    return await _transition(
-        session, campaign_id, identity.org_id, "resume", (background, telephony)
-    )
-
-
-@router.post(
-    "/{campaign_id}/cancel",
-    response_model=CampaignDetail,
-    responses=errors(*WRITE, 404, 409),
-)
-async def cancel_campaign(
-    campaign_id: UUID,
-    identity: WriterDep,
-    session: SessionDep,
-    background: BackgroundTasks,
-    telephony: TelephonyDep,
-) -> CampaignDetail:
-    """End the campaign: recipients not yet called are canceled, calls in progress finish."""
-    return await _transition(
-        session, campaign_id, identity.org_id, "cancel", (background, telephony)
-    )
