@@ -51,6 +51,11 @@ class DrainingServer(uvicorn.Server):
         self._loop = asyncio.get_running_loop()
         await super().serve(sockets)
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        # What the lifespan set up (connections, clients, caches) lives as long as the process.
+        freeze_long_lived_objects()
+
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """The signal handler: the first signal starts the drain, any other exits as usual."""
         loop = self._loop
@@ -115,6 +120,17 @@ def serve(app: FastAPI, service: Service, *, host: str, port: int, **options: An
         raise SystemExit(3)
 
 
+def freeze_long_lived_objects() -> None:
+    """Keep everything alive now out of every later garbage collection.
+
+    Modules, settings, clients and pools live as long as the process; left in the collector's
+    oldest generation, each full collection walks them all again, and a full collection stops the
+    event loop for its whole length (tens of milliseconds with hundreds of calls in progress).
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def run_service(service: Service, *, host: str | None = None, port: int | None = None) -> None:
     """Serve ``service`` with the RabbitMQ transport until SIGINT or SIGTERM."""
     settings = load_settings(service.settings)
@@ -127,10 +143,10 @@ def run_service(service: Service, *, host: str | None = None, port: int | None =
     instrument_httpx()
     bus = RabbitBus(settings.amqp_url.get_secret_value(), connection_name=service.name)
     app = create_app(service, settings=settings, bus=bus, owns_bus=True)
-    # Everything imported so far lives as long as the process: keep the collector from scanning it
-    # again and again, which is what long full collections (and latency spikes) are made of.
-    gc.collect()
-    gc.freeze()
+    if service.full_collection_every is not None:
+        young, middle, _ = gc.get_threshold()
+        gc.set_threshold(young, middle, service.full_collection_every)
+    freeze_long_lived_objects()
     serve(
         app,
         service,

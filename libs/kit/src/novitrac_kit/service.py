@@ -110,6 +110,11 @@ class Service:
             Under ``novitrac run``, the first SIGTERM or SIGINT makes ``/readyz`` answer 503 at
             once (check ``accepting``), awaits this, then shuts down as usual; a second signal
             shuts down at once. Without it, the first signal shuts down at once.
+        full_collection_every: under ``novitrac run``, how many of the collector's middle
+            collections may pass before a full one (``gc``'s third threshold, 10 by default). A
+            full collection stops the event loop while it walks every object of the process: for
+            a service that must answer within milliseconds while holding many connections, a
+            larger number makes those stops rarer.
     """
 
     name: str
@@ -125,6 +130,7 @@ class Service:
     development_environment: DevelopmentEnvironment | None = None
     readiness: Mapping[str, Readiness] = field(default_factory=dict)
     drain: Drain | None = None
+    full_collection_every: int | None = None
 
     def __post_init__(self) -> None:
         if self.handlers.event_types and (self.database is None or self.database.inbox is None):

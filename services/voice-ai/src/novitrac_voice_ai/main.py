@@ -158,4 +158,7 @@ service = Service(
     development_environment=development_environment,
     readiness={"capacity": has_capacity},
     drain=drain,
+    # With 200 calls in progress a full collection stops every call's audio for 50-130 ms (seen
+    # on a 2-vCPU machine): ten times rarer, while cyclic garbage still goes in younger ones.
+    full_collection_every=100,
 )
