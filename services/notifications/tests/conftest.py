@@ -43,6 +43,9 @@ from novitrac_sandbox.smtp.server import MailboxHandler, SmtpSink
 REFUSED_DOMAIN = "refused.test"
 BUSY_DOMAIN = "busy.test"
 
+SECRET_ENCRYPTION_KEY = "test-only-secret-encryption-key"
+"""What the test services seal webhook secrets under."""
+
 
 class RefusingHandler(MailboxHandler):
     """The sandbox sink's handler, except that it refuses addresses at ``refused.test`` for good
@@ -230,6 +233,7 @@ def make_harness(
             "amqp_url": amqp_url,
             "environment": "test",
             "internal_token": INTERNAL_TOKEN,
+            "secret_encryption_key": SECRET_ENCRYPTION_KEY,
             "auth_jwks_url": jwks.url,
             "smtp_port": sink.port,
             "delivery_backoff_base": 0.05,

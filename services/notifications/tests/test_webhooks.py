@@ -31,7 +31,7 @@ from novitrac_contracts.telephony import (
     CallStatus,
     SmsReceived,
 )
-from novitrac_kit.config import load_settings
+from novitrac_kit.config import SettingsError, load_settings
 from novitrac_kit.testing.internal import INTERNAL_TOKEN
 from novitrac_kit.testing.waiting import eventually
 from novitrac_notifications import webhooks
@@ -40,7 +40,9 @@ from novitrac_notifications.db import webhook_deliveries, webhook_endpoints
 from novitrac_notifications.webhook_sender import WebhookSender
 from novitrac_notifications.webhooks import UnsafeUrl, check_url, new_secret, signature
 
-from .conftest import Harness, HarnessFactory
+from .conftest import SECRET_ENCRYPTION_KEY, Harness, HarnessFactory
+
+SEALER = webhooks.secret_sealer(SECRET_ENCRYPTION_KEY)
 
 FAST = {
     "webhook_retry_schedule": [0.05, 0.05],
@@ -433,7 +435,11 @@ async def test_production_refuses_a_private_address_at_send_time_too(
                 )
             )
         sender = WebhookSender(
-            engine, environment="production", retry_schedule=[60.0], poll_interval=0.2
+            engine,
+            sealer=SEALER,
+            environment="production",
+            retry_schedule=[60.0],
+            poll_interval=0.2,
         )
         await sender.start()
         try:
@@ -588,7 +594,7 @@ async def test_another_organisations_endpoint_is_not_found(
     listed = await client.get("/v1/webhook-endpoints", headers=headers)
     assert listed.json()["items"] == []
     row = await endpoint_row(harness, endpoint["id"])
-    assert (row.description, row.secret) == ("ours", endpoint["secret"])
+    assert (row.description, SEALER.open(row.secret_sealed)) == ("ours", endpoint["secret"])
 
 
 async def test_invalid_requests_are_refused_and_change_nothing(
@@ -624,7 +630,7 @@ async def test_invalid_requests_are_refused_and_change_nothing(
     ):
         assert (await client.patch(path, json=body, headers=headers)).status_code == 422, body
     row = await endpoint_row(harness, endpoint["id"])
-    assert (row.url, row.event_types, row.description, row.secret) == (
+    assert (row.url, row.event_types, row.description, SEALER.open(row.secret_sealed)) == (
         receiver.url("/x"),
         ["telephony.call.ended.v1"],
         "ours",
@@ -678,6 +684,7 @@ async def test_production_connects_to_the_address_it_checked_not_to_a_second_loo
         async with httpx.AsyncClient(transport=httpx.MockTransport(receive)) as http:
             sender = WebhookSender(
                 engine,
+                sealer=SEALER,
                 environment="production",
                 retry_schedule=[60.0],
                 poll_interval=0.2,
@@ -716,6 +723,7 @@ async def test_production_refuses_urls_that_are_not_public_https() -> None:
         database_url="postgresql://localhost/unused",
         amqp_url="amqp://localhost",
         internal_token=INTERNAL_TOKEN,
+        secret_encryption_key=SECRET_ENCRYPTION_KEY,
         environment="production",
     )
     assert settings.environment == "production"
@@ -748,3 +756,93 @@ def test_signature_matches_the_standard_webhooks_example() -> None:
         )
         == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
     )
+
+
+# Secrets at rest.
+
+
+async def test_secrets_are_kept_sealed_and_clear_ones_from_before_are_sealed_at_start(
+    make_harness: HarnessFactory, migrated_url: str, receiver: Receiver
+) -> None:
+    org_id = uuid.uuid4()
+    # An endpoint as the first release of webhooks stored it: its secret in clear.
+    legacy_id, legacy_secret = uuid.uuid4(), new_secret()
+    engine = create_async_engine(migrated_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                webhook_endpoints.insert().values(
+                    id=legacy_id, org_id=org_id, url=receiver.url("/legacy"), secret=legacy_secret
+                )
+            )
+    finally:
+        await engine.dispose()
+
+    async with make_harness() as harness:
+        legacy = await endpoint_row(harness, str(legacy_id))
+        assert legacy.secret is None
+        assert SEALER.open(legacy.secret_sealed) == legacy_secret
+
+        created = await create(harness, org_id, receiver.url("/new"))
+        stored = await endpoint_row(harness, created["id"])
+        assert stored.secret is None
+        assert created["secret"].encode() not in stored.secret_sealed
+        assert base64.b64decode(created["secret"].removeprefix("whsec_")) not in (
+            stored.secret_sealed
+        )
+
+        headers = owner_headers(harness, org_id)
+        for endpoint_id, path, secret in (
+            (str(legacy_id), "/legacy", legacy_secret),
+            (created["id"], "/new", created["secret"]),
+        ):
+            tested = await harness.client.post(
+                f"/v1/webhook-endpoints/{endpoint_id}/test", headers=headers
+            )
+            assert tested.status_code == 202, tested.text
+            await settled(harness, endpoint_id, "succeeded")
+            [request] = receiver.to(path)
+            assert verify(secret, request), "signed with the secret the user was given"
+
+
+async def test_under_another_encryption_key_deliveries_fail_and_say_why(
+    make_harness: HarnessFactory, receiver: Receiver
+) -> None:
+    org_id = uuid.uuid4()
+    async with make_harness() as harness:
+        endpoint = await create(harness, org_id, receiver.url("/x"))
+
+    async with make_harness(
+        secret_encryption_key="a different key, set by mistake", **FAST
+    ) as harness:
+        headers = owner_headers(harness, org_id)
+        tested = await harness.client.post(
+            f"/v1/webhook-endpoints/{endpoint['id']}/test", headers=headers
+        )
+        assert tested.status_code == 202
+        [failed] = await settled(harness, endpoint["id"], "failed")
+        assert "NOTIFICATIONS_SECRET_ENCRYPTION_KEY" in failed.last_error
+        assert "rotate" in failed.last_error
+        assert receiver.to("/x") == [], "nothing is sent unsigned or wrongly signed"
+
+        rotated = await harness.client.post(
+            f"/v1/webhook-endpoints/{endpoint['id']}/rotate-secret", headers=headers
+        )
+        assert rotated.status_code == 200
+        await harness.client.post(f"/v1/webhook-endpoints/{endpoint['id']}/test", headers=headers)
+
+        async def received() -> bool:
+            return len(receiver.to("/x")) == 1
+
+        await eventually(received)
+        assert verify(rotated.json()["secret"], receiver.to("/x")[0])
+
+
+def test_the_service_will_not_start_without_an_encryption_key() -> None:
+    with pytest.raises(SettingsError, match="NOTIFICATIONS_SECRET_ENCRYPTION_KEY is required"):
+        load_settings(
+            Settings,
+            database_url="postgresql://localhost/unused",
+            amqp_url="amqp://localhost",
+            internal_token=INTERNAL_TOKEN,
+        )

@@ -14,18 +14,18 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-from cryptography.exceptions import InvalidTag
 from sqlalchemy.ext.asyncio import AsyncEngine
 from voice_harness import MIGRATIONS, Harness
 
 from novitrac_kit import db, migrations
 from novitrac_kit.config import ServiceSettings
+from novitrac_kit.sealing import Unsealable
 from novitrac_kit.testing.internal import INTERNAL_TOKEN
 from novitrac_kit.testing.servers import free_port
 from novitrac_kit.testing.waiting import eventually
 from novitrac_sandbox.phone import PhoneScript
 from novitrac_voice_ai.config import Settings
-from novitrac_voice_ai.keys import KeyCipher, KeyPool, PoolFull
+from novitrac_voice_ai.keys import KeyPool, PoolFull, key_sealer
 
 SERVE = Path(__file__).parent / "serve_voice_ai.py"
 
@@ -44,7 +44,7 @@ async def engines(database_url: str) -> AsyncIterator[tuple[AsyncEngine, AsyncEn
 async def test_keys_are_stored_encrypted_and_only_our_secret_opens_them(
     engines: tuple[AsyncEngine, AsyncEngine],
 ) -> None:
-    pool = KeyPool(engines[0], KeyCipher("the-real-secret"), ttl=30)
+    pool = KeyPool(engines[0], key_sealer("the-real-secret"), ttl=30)
     await pool.seed(["sk_secret_key_one"], max_concurrency=1)
 
     async with engines[0].connect() as connection:
@@ -53,14 +53,14 @@ async def test_keys_are_stored_encrypted_and_only_our_secret_opens_them(
         ).scalars()
     assert b"sk_secret_key_one" not in sealed
     assert await pool.first_key() == "sk_secret_key_one"
-    with pytest.raises(InvalidTag):
-        KeyCipher("another-secret").open(sealed)
+    with pytest.raises(Unsealable):
+        key_sealer("another-secret").open(sealed)
 
 
 async def test_two_replicas_share_each_keys_limit_least_loaded_first(
     engines: tuple[AsyncEngine, AsyncEngine],
 ) -> None:
-    cipher = KeyCipher("secret")
+    cipher = key_sealer("secret")
     replica_a, replica_b = (KeyPool(engine, cipher, ttl=30) for engine in engines)
     await replica_a.seed(["sk_one", "sk_two"], max_concurrency=2)
     await replica_b.seed(["sk_one", "sk_two"], max_concurrency=2)
@@ -86,7 +86,7 @@ async def test_two_replicas_share_each_keys_limit_least_loaded_first(
 async def test_a_lease_without_heartbeat_lapses_and_frees_its_slot(
     engines: tuple[AsyncEngine, AsyncEngine],
 ) -> None:
-    cipher = KeyCipher("secret")
+    cipher = key_sealer("secret")
     dying = KeyPool(engines[0], cipher, ttl=0.3)
     living = KeyPool(engines[1], cipher, ttl=30)
     await dying.seed(["sk_only"], max_concurrency=1)

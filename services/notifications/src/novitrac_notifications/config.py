@@ -14,6 +14,9 @@ class Settings(ServiceSettings):
     The SMTP defaults point at the development sandbox's sink; a real provider sets the host,
     port, credentials and ``SMTP_STARTTLS`` (port 587) or ``SMTP_TLS`` (port 465).
 
+    ``SECRET_ENCRYPTION_KEY`` (required, 16 characters or more) seals the webhook endpoints' signing
+    secrets at rest; changing it makes the stored secrets unusable (rotate each endpoint's secret).
+
     Webhooks: ``WEBHOOK_RETRY_SCHEDULE`` (a JSON list of seconds) is the wait after each failed
     attempt; ``WEBHOOK_TIMEOUT`` bounds one attempt; ``WEBHOOK_MAX_CONSECUTIVE_FAILURES`` failed
     attempts in a row disable an endpoint; ``WEBHOOK_CONCURRENCY`` attempts run at once per
@@ -22,6 +25,7 @@ class Settings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="NOTIFICATIONS_")
 
+    secret_encryption_key: SecretStr = Field(min_length=16)
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(2525, ge=1, le=65535)
     smtp_username: str | None = None

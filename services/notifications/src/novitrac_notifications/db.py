@@ -8,6 +8,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     Table,
     Text,
     UniqueConstraint,
@@ -152,9 +153,15 @@ webhook_endpoints = Table(
     Column(
         "secret",
         Text,
-        nullable=False,
-        comment="whsec_<base64 key> that signs its deliveries; shown to the user only when set.",
+        comment="Only endpoints made before secrets were sealed, until a start-up seals them.",
     ),
+    Column(
+        "secret_sealed",
+        LargeBinary,
+        comment="The whsec_<base64 key> that signs its deliveries, sealed (AES-256-GCM) under "
+        "NOTIFICATIONS_SECRET_ENCRYPTION_KEY; shown to the user only when set.",
+    ),
+    CheckConstraint("secret IS NOT NULL OR secret_sealed IS NOT NULL", name="secret_kept"),
     Column("enabled", Boolean, nullable=False, server_default=text("true")),
     Column("disabled_reason", Text),
     Column(

@@ -1,5 +1,6 @@
 """The notifications service's definition, found by `novitrac` through its entry point."""
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,6 +15,9 @@ from novitrac_notifications.handlers import handlers
 from novitrac_notifications.smtp import SmtpMailer
 from novitrac_notifications.webhook_endpoints import router as webhook_router
 from novitrac_notifications.webhook_sender import WebhookSender
+from novitrac_notifications.webhooks import seal_clear_secrets, secret_sealer
+
+logger = logging.getLogger(__name__)
 
 
 def mailer_from(settings: Settings) -> SmtpMailer:
@@ -52,8 +56,13 @@ async def lifespan(context: ServiceContext) -> AsyncIterator[None]:
         batch_size=settings.delivery_batch_size,
         poll_interval=settings.delivery_poll_interval,
     )
+    sealer = secret_sealer(settings.secret_encryption_key.get_secret_value())
+    sealed = await seal_clear_secrets(context.engine, sealer)
+    if sealed:
+        logger.info("notifications.webhook_secrets_sealed", extra={"endpoints": sealed})
     sender = WebhookSender(
         context.engine,
+        sealer=sealer,
         environment=settings.environment,
         retry_schedule=settings.webhook_retry_schedule,
         timeout=settings.webhook_timeout,
@@ -80,6 +89,8 @@ GATEWAY_PORT = 8000
 def development_environment(site: DevelopmentSite) -> dict[str, str]:
     """Development mode sends to the sandbox's SMTP sink and links to the local gateway."""
     return {
+        # Fixed, so that a restart still opens the secrets stored under it.
+        "NOTIFICATIONS_SECRET_ENCRYPTION_KEY": "novitrac development key, not a secret",
         "NOTIFICATIONS_SMTP_HOST": site.host,
         "NOTIFICATIONS_SMTP_PORT": str(site.port(SANDBOX_SMTP_PORT)),
         "NOTIFICATIONS_DASHBOARD_URL": site.url(GATEWAY_PORT),

@@ -14,9 +14,11 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 
 from novitrac_kit.errors import Conflict, Forbidden, NotFound, error_response
-from novitrac_kit.runtime import ContextDep, IdentityDep, SessionDep
+from novitrac_kit.runtime import ContextDep, IdentityDep, ServiceContext, SessionDep
+from novitrac_kit.sealing import Sealer
 from novitrac_kit.tokens import Identity
 from novitrac_notifications import webhooks
+from novitrac_notifications.config import Settings
 from novitrac_notifications.endpoints import CursorDep, Limit
 from novitrac_notifications.pagination import encode_cursor
 from novitrac_notifications.schemas import (
@@ -78,6 +80,17 @@ async def _checked_url(url: str, context: ContextDep) -> str:
     return url
 
 
+def _sealer(context: ServiceContext) -> Sealer:
+    settings = context.settings
+    if not isinstance(settings, Settings):
+        raise TypeError("the notifications service needs its own Settings")
+    return webhooks.secret_sealer(settings.secret_encryption_key.get_secret_value())
+
+
+def _with_secret(row: Any, secret: str) -> WebhookEndpointWithSecret:
+    return WebhookEndpointWithSecret.model_validate({**row._mapping, "secret": secret})
+
+
 async def _endpoint(session: SessionDep, org_id: UUID, endpoint_id: UUID) -> Any:
     row = await webhooks.get_endpoint(session, org_id=org_id, endpoint_id=endpoint_id)
     if row is None:
@@ -96,14 +109,15 @@ async def create_endpoint(
 ) -> WebhookEndpointWithSecret:
     """Register an endpoint; the answer holds its signing secret, shown this once."""
     url = await _checked_url(body.url, context)
-    row = await webhooks.create_endpoint(
+    row, secret = await webhooks.create_endpoint(
         session,
+        _sealer(context),
         org_id=org_id,
         url=url,
         description=body.description,
         event_types=body.event_types,
     )
-    return WebhookEndpointWithSecret.model_validate(row)
+    return _with_secret(row, secret)
 
 
 @router.get("", response_model=WebhookEndpointPage, responses=_ERRORS)
@@ -171,13 +185,15 @@ async def delete_endpoint(endpoint_id: UUID, org_id: WriterDep, session: Session
     responses={**_ERRORS, **_NOT_FOUND},
 )
 async def rotate_secret(
-    endpoint_id: UUID, org_id: WriterDep, session: SessionDep
+    endpoint_id: UUID, org_id: WriterDep, session: SessionDep, context: ContextDep
 ) -> WebhookEndpointWithSecret:
     """Replace the signing secret (shown this once); every attempt from now on uses the new one."""
-    row = await webhooks.rotate_secret(session, org_id=org_id, endpoint_id=endpoint_id)
-    if row is None:
+    rotated = await webhooks.rotate_secret(
+        session, _sealer(context), org_id=org_id, endpoint_id=endpoint_id
+    )
+    if rotated is None:
         raise NotFound("no such webhook endpoint")
-    return WebhookEndpointWithSecret.model_validate(row)
+    return _with_secret(*rotated)
 
 
 @router.post(

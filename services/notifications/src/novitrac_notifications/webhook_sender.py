@@ -39,6 +39,7 @@ from novitrac_kit.config import Environment
 from novitrac_kit.db import create_session_factory, transaction
 from novitrac_kit.notify import wake_on_notify
 from novitrac_kit.periodic import Periodic
+from novitrac_kit.sealing import Sealer, Unsealable
 from novitrac_notifications import directory, feed
 from novitrac_notifications.db import webhook_deliveries, webhook_endpoints
 from novitrac_notifications.webhooks import (
@@ -46,6 +47,7 @@ from novitrac_notifications.webhooks import (
     WEBHOOK_CHANNEL,
     UnsafeUrl,
     check_url,
+    endpoint_secret,
     pinned,
     request_headers,
 )
@@ -61,6 +63,10 @@ DISABLED_KIND = "team.webhook_endpoint_disabled"
 WEBHOOKS_PATH = "/settings/webhooks"
 ERROR_BODY_BYTES = 200
 LEASE_MARGIN = 30.0
+UNSEALABLE_SECRET = (
+    "the endpoint's secret does not open with NOTIFICATIONS_SECRET_ENCRYPTION_KEY (was the key "
+    "changed?); rotate the endpoint's secret"
+)
 
 Status = Literal["succeeded", "retry", "failed"]
 
@@ -80,6 +86,7 @@ class WebhookSender:
 
     Args:
         engine: the service's engine.
+        sealer: opens the endpoints' sealed secrets.
         environment: the kit's ``environment``; outside development and test, URLs that resolve
             to non-public addresses are refused at send time too.
         retry_schedule: seconds to wait after each failed attempt (the last wait spent, the
@@ -96,6 +103,7 @@ class WebhookSender:
         self,
         engine: AsyncEngine,
         *,
+        sealer: Sealer,
         environment: Environment,
         retry_schedule: Sequence[float],
         timeout: float = 10.0,
@@ -108,6 +116,7 @@ class WebhookSender:
         if not retry_schedule:
             raise ValueError("the retry schedule needs at least one wait")
         self._engine = engine
+        self._sealer = sealer
         self._sessions = create_session_factory(engine)
         self._environment = environment
         self._schedule = list(retry_schedule)
@@ -241,6 +250,7 @@ class WebhookSender:
                 e.org_id,
                 e.url,
                 e.secret,
+                e.secret_sealed,
             )
             .join(webhook_endpoints, e.id == d.endpoint_id)
             .where(
@@ -294,8 +304,12 @@ class WebhookSender:
             return _Attempt(ok, status_code, error, duration_ms)
 
         body = json.dumps(row.payload, separators=(",", ":"), ensure_ascii=False).encode()
+        try:
+            secret = endpoint_secret(self._sealer, sealed=row.secret_sealed, clear=row.secret)
+        except Unsealable:
+            return done(False, None, UNSEALABLE_SECRET)
         headers = request_headers(
-            row.secret, message_id=str(row.event_id), timestamp=int(time.time()), body=body
+            secret, message_id=str(row.event_id), timestamp=int(time.time()), body=body
         )
         url, extensions = row.url, {}
         try:

@@ -16,12 +16,17 @@ the base64-decoded part of the endpoint's ``whsec_...`` secret) let the receiver
 Endpoint URLs must be ``https`` and resolve only to public addresses (never loopback, private,
 link-local or otherwise reserved ones), checked when they are set and again before each attempt;
 the ``development`` and ``test`` environments allow plain ``http`` and any address.
+
+Secrets are stored sealed (:mod:`novitrac_kit.sealing`, under
+``NOTIFICATIONS_SECRET_ENCRYPTION_KEY``) and shown to the user only when they are set, so a copy
+of the database cannot forge deliveries.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -36,7 +41,7 @@ from uuid import UUID
 
 from sqlalchemy import CursorResult, Uuid, delete, func, literal, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from novitrac_contracts.billing import (
     AccountReinstated,
@@ -57,6 +62,7 @@ from novitrac_contracts.telephony import (
 )
 from novitrac_contracts.voice import ConversationAnalyzed, ConversationEnded
 from novitrac_kit.config import Environment
+from novitrac_kit.sealing import Sealer
 from novitrac_notifications.db import webhook_deliveries, webhook_endpoints
 
 WEBHOOK_CHANNEL = "notifications_webhooks"
@@ -98,6 +104,47 @@ LOCAL_ENVIRONMENTS: frozenset[Environment] = frozenset({"development", "test"})
 def new_secret() -> str:
     """A fresh signing secret: ``whsec_`` and the base64 of 32 random bytes."""
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+
+
+SECRET_PURPOSE = b"novitrac webhook signing secrets"
+
+
+@functools.cache
+def secret_sealer(configured: str) -> Sealer:
+    """What seals the endpoints' secrets under ``NOTIFICATIONS_SECRET_ENCRYPTION_KEY``."""
+    return Sealer(configured, purpose=SECRET_PURPOSE)
+
+
+def endpoint_secret(sealer: Sealer, *, sealed: bytes | None, clear: str | None) -> str:
+    """An endpoint's secret in clear, from its stored columns."""
+    if sealed is not None:
+        return sealer.open(sealed)
+    if clear is None:
+        raise ValueError("the endpoint has no secret")
+    return clear
+
+
+async def seal_clear_secrets(engine: AsyncEngine, sealer: Sealer) -> int:
+    """Seal the secrets of endpoints made before secrets were sealed; returns how many.
+
+    Run at start-up; replicas starting together seal each endpoint once (its row is locked).
+    """
+    e = webhook_endpoints.c
+    async with engine.begin() as connection:
+        rows = (
+            await connection.execute(
+                select(e.id, e.secret)
+                .where(e.secret.is_not(None))
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        for row in rows:
+            await connection.execute(
+                update(webhook_endpoints)
+                .where(e.id == row.id)
+                .values(secret=None, secret_sealed=sealer.seal(row.secret))
+            )
+    return len(rows)
 
 
 def signature(secret: str, *, message_id: str, timestamp: int, body: bytes) -> str:
@@ -229,13 +276,15 @@ def pinned(url: str, address: str) -> PinnedRequest:
 
 async def create_endpoint(
     session: AsyncSession,
+    sealer: Sealer,
     *,
     org_id: UUID,
     url: str,
     description: str,
     event_types: list[str],
-) -> Any:
-    """Register an endpoint with a new secret; returns its row (secret included)."""
+) -> tuple[Any, str]:
+    """Register an endpoint with a new secret; returns its row and the secret, in clear."""
+    secret = new_secret()
     statement = (
         insert(webhook_endpoints)
         .values(
@@ -244,11 +293,11 @@ async def create_endpoint(
             url=url,
             description=description,
             event_types=sorted(set(event_types)),
-            secret=new_secret(),
+            secret_sealed=sealer.seal(secret),
         )
         .returning(webhook_endpoints)
     )
-    return (await session.execute(statement)).one()
+    return (await session.execute(statement)).one(), secret
 
 
 async def get_endpoint(session: AsyncSession, *, org_id: UUID, endpoint_id: UUID) -> Any:
@@ -303,11 +352,18 @@ async def update_endpoint(
     return (await session.execute(statement)).one_or_none()
 
 
-async def rotate_secret(session: AsyncSession, *, org_id: UUID, endpoint_id: UUID) -> Any:
-    """Give an endpoint a new secret, used from its next attempt on; its row, or None."""
-    return await update_endpoint(
-        session, org_id=org_id, endpoint_id=endpoint_id, changes={"secret": new_secret()}
+async def rotate_secret(
+    session: AsyncSession, sealer: Sealer, *, org_id: UUID, endpoint_id: UUID
+) -> tuple[Any, str] | None:
+    """Give an endpoint a new secret, used from its next attempt on; its row and the secret."""
+    secret = new_secret()
+    row = await update_endpoint(
+        session,
+        org_id=org_id,
+        endpoint_id=endpoint_id,
+        changes={"secret": None, "secret_sealed": sealer.seal(secret)},
     )
+    return None if row is None else (row, secret)
 
 
 async def delete_endpoint(session: AsyncSession, *, org_id: UUID, endpoint_id: UUID) -> bool:

@@ -19,43 +19,24 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from novitrac_kit.periodic import Periodic
+from novitrac_kit.sealing import Sealer
 from novitrac_voice_ai.db import elevenlabs_keys, key_slots
 
 logger = logging.getLogger(__name__)
-
-_NONCE_BYTES = 12
 
 
 class PoolFull(Exception):
     """Every key is at its concurrency limit (or the pool has no key)."""
 
 
-class KeyCipher:
-    """Seals API keys with AES-256-GCM under a key derived from ``VOICE_KEY_ENCRYPTION_KEY``."""
-
-    def __init__(self, secret: str) -> None:
-        derived = HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=None, info=b"novitrac voice key pool"
-        ).derive(secret.encode())
-        self._aead = AESGCM(derived)
-
-    def seal(self, api_key: str) -> bytes:
-        """``api_key`` encrypted, nonce first."""
-        nonce = os.urandom(_NONCE_BYTES)
-        return nonce + self._aead.encrypt(nonce, api_key.encode(), b"elevenlabs")
-
-    def open(self, sealed: bytes) -> str:
-        """The API key ``sealed`` holds (raises ``InvalidTag`` under another secret)."""
-        nonce, ciphertext = sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:]
-        return self._aead.decrypt(nonce, ciphertext, b"elevenlabs").decode()
+def key_sealer(secret: str) -> Sealer:
+    """What seals the pool's keys under ``VOICE_KEY_ENCRYPTION_KEY``."""
+    return Sealer(secret, purpose=b"novitrac voice key pool", associated_data=b"elevenlabs")
 
 
 def fingerprint(api_key: str) -> str:
@@ -87,7 +68,7 @@ class KeyPool:
         ttl: seconds a lease lives past its holder's last heartbeat.
     """
 
-    def __init__(self, engine: AsyncEngine, cipher: KeyCipher, *, ttl: float) -> None:
+    def __init__(self, engine: AsyncEngine, cipher: Sealer, *, ttl: float) -> None:
         self._engine = engine
         # Claims, releases and heartbeats are single statements: no transaction round trips.
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")

@@ -24,7 +24,7 @@ from novitrac_voice_ai import runtime
 from novitrac_voice_ai.config import Settings
 from novitrac_voice_ai.db import inbox, metadata, outbox
 from novitrac_voice_ai.endpoints import router
-from novitrac_voice_ai.keys import KeyCipher, KeyPool
+from novitrac_voice_ai.keys import KeyPool, key_sealer
 from novitrac_voice_ai.provider import ElevenLabs
 from novitrac_voice_ai.reconcile import Reconciler
 from novitrac_voice_ai.sync import AgentSync
@@ -71,7 +71,7 @@ async def lifespan(context: ServiceContext) -> AsyncIterator[None]:
     )
     pool = KeyPool(
         bridge_engine,
-        KeyCipher(settings.key_encryption_key.get_secret_value()),
+        key_sealer(settings.key_encryption_key.get_secret_value()),
         ttl=settings.lease_ttl,
     )
     await pool.seed(settings.api_keys(), max_concurrency=settings.elevenlabs_key_concurrency)
