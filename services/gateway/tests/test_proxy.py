@@ -32,6 +32,8 @@ ROUTES = [
     ("GET", "/v1/calls", "telephony"),
     ("GET", "/v1/calls/123/transcript", "telephony"),
     ("GET", "/v1/campaigns", "telephony"),
+    ("POST", "/v1/contacts/import", "telephony"),
+    ("DELETE", "/v1/do-not-call/+14155550100", "telephony"),
     ("POST", "/v1/numbers/search", "telephony"),
     ("POST", "/v1/sms", "telephony"),
     ("GET", "/v1/agents/abc", "voice-ai"),

@@ -46,6 +46,7 @@ EVENTS: Mapping[str, type[Event]] = _index(
         telephony.SmsReceived,
         telephony.SmsSent,
         telephony.CampaignCompleted,
+        telephony.ContactOptedOut,
         voice.AgentUpdated,
         voice.AgentDeleted,
         voice.ConversationEnded,

@@ -1,4 +1,4 @@
-"""Events published by the telephony service: calls and SMS."""
+"""Events published by the telephony service: calls, SMS, campaigns and contacts."""
 
 from __future__ import annotations
 
@@ -162,3 +162,18 @@ class CampaignCompleted(Event):
     )
     failed: int = Field(ge=0, description="Recipients not reached within max_attempts.")
     finished_at: AwareDatetime
+
+
+class ContactOptedOut(Event):
+    """Emitted when a number goes onto an organisation's do-not-call list, once per opt-out."""
+
+    event_type: ClassVar[str] = "telephony.contact.opted_out.v1"
+
+    org_id: UUID
+    phone_number: PhoneNumber
+    contact_id: UUID | None = Field(description="The organisation's contact with this number.")
+    source: Literal["api", "import", "sms"] = Field(
+        description="A user through the API, a contact import, or an opt-out keyword by SMS."
+    )
+    reason: str | None
+    opted_out_at: AwareDatetime

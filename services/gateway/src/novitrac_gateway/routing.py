@@ -38,6 +38,8 @@ PREFIXES = (
     Prefix("/.well-known/jwks.json", AUTH),
     Prefix("/v1/calls", TELEPHONY),
     Prefix("/v1/campaigns", TELEPHONY),
+    Prefix("/v1/contacts", TELEPHONY),
+    Prefix("/v1/do-not-call", TELEPHONY),
     Prefix("/v1/numbers", TELEPHONY),
     Prefix("/v1/sms", TELEPHONY),
     Prefix("/webhooks/twilio", TELEPHONY, children_only=True),

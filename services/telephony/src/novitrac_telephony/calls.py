@@ -15,7 +15,14 @@ from novitrac_contracts.telephony import AnsweredBy, CallDirection, CallStatus
 from novitrac_contracts.voice import MachineDetection
 from novitrac_kit.db import transaction
 from novitrac_kit.errors import Conflict, DomainError, NotFound
-from novitrac_telephony import accounts, agents, call_state, stream_tokens, twilio_adapter
+from novitrac_telephony import (
+    accounts,
+    agents,
+    call_state,
+    contacts,
+    stream_tokens,
+    twilio_adapter,
+)
 from novitrac_telephony.call_state import Report
 from novitrac_telephony.db import calls, phone_numbers
 from novitrac_telephony.deps import Telephony
@@ -67,7 +74,8 @@ async def place(
     call's row locked, Twilio places it and the call is confirmed with its SID and
     ``telephony.call.created.v1``. When Twilio refuses, the reservation is deleted in that same
     transaction, so a failure never keeps a slot; a process dying in between leaves a
-    reservation that stops counting after ``reservation_timeout``.
+    reservation that stops counting after ``reservation_timeout``. A number on the
+    organisation's do-not-call list is refused (409 ``do_not_call``) before anything is written.
     """
     settings = telephony.settings
     call_id = uuid.uuid4()
@@ -76,6 +84,7 @@ async def place(
         number = await held_number(session, number_id=request.from_number_id, org_id=org_id)
         if not number.voice:
             raise Conflict(f"{number.phone_number} cannot make calls")
+        await contacts.refuse_if_do_not_call(session, org_id=org_id, number=request.to)
         await accounts.admit_call(session, org_id, reservation_timeout=settings.reservation_timeout)
         await session.execute(
             calls.insert().values(

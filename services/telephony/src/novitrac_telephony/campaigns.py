@@ -51,13 +51,14 @@ from novitrac_kit import outbox as outbox_events
 from novitrac_kit.db import transaction
 from novitrac_kit.errors import Conflict, DomainError, NotFound, TooManyRequests
 from novitrac_kit.periodic import Periodic
-from novitrac_telephony import agents, call_state, calls, live, pagination, recipients
+from novitrac_telephony import agents, call_state, calls, contacts, live, pagination, recipients
 from novitrac_telephony.accounts import may_call
 from novitrac_telephony.db import accounts, campaign_recipients, campaigns, outbox
 from novitrac_telephony.db import calls as calls_table
 from novitrac_telephony.deps import Telephony
 from novitrac_telephony.errors import PaymentRequired, ProviderFailed, ProviderRefused
 from novitrac_telephony.schemas import (
+    MAX_RECIPIENTS,
     WEEK,
     CallIn,
     CallingWindow,
@@ -125,6 +126,10 @@ async def _concurrent_limit(session: AsyncSession, org_id: UUID) -> int | None:
 async def create(session: AsyncSession, *, org_id: UUID, request: CampaignIn) -> UUID:
     """Create a ``draft`` campaign with its recipients, all or nothing; its id.
 
+    The recipients are those given, then the contacts named by ``contact_ids``, then those with
+    any of ``tags`` (each number once; a contact's variables under the recipient's own). One
+    whose number is on the do-not-call list is ``canceled`` at once, ``skipped_do_not_call``.
+
     Raises:
         Conflict: the agent is not usable or the number cannot make calls (409).
         NotFound: the number is not the organisation's (404).
@@ -148,6 +153,17 @@ async def create(session: AsyncSession, *, org_id: UUID, request: CampaignIn) ->
                 }
             ]
         )
+    resolved = await contacts.campaign_recipients(
+        session,
+        org_id=org_id,
+        recipients=request.recipients,
+        contact_ids=request.contact_ids,
+        tags=request.tags,
+        limit=MAX_RECIPIENTS,
+    )
+    opted_out = await contacts.on_do_not_call(
+        session, org_id=org_id, numbers=(recipient.to for recipient in resolved)
+    )
     campaign_id = uuid.uuid4()
     window = request.window
     await session.execute(
@@ -176,9 +192,16 @@ async def create(session: AsyncSession, *, org_id: UUID, request: CampaignIn) ->
                 "position": position,
                 "to_number": recipient.to,
                 "variables": recipient.variables,
-                "status": RecipientStatus.PENDING.value,
+                **(
+                    {
+                        "status": RecipientStatus.CANCELED.value,
+                        "last_outcome": RecipientOutcome.SKIPPED_DO_NOT_CALL.value,
+                    }
+                    if recipient.to in opted_out
+                    else {"status": RecipientStatus.PENDING.value, "last_outcome": None}
+                ),
             }
-            for position, recipient in enumerate(request.recipients)
+            for position, recipient in enumerate(resolved)
         ],
     )
     logger.info(
@@ -186,7 +209,8 @@ async def create(session: AsyncSession, *, org_id: UUID, request: CampaignIn) ->
         extra={
             "campaign_id": str(campaign_id),
             "org_id": str(org_id),
-            "recipients": len(request.recipients),
+            "recipients": len(resolved),
+            "skipped_do_not_call": len(opted_out),
         },
     )
     return campaign_id
@@ -463,8 +487,10 @@ async def dial_due(telephony: Telephony, campaign_id: UUID) -> int:
         ).first()
         if campaign is None:
             return 0
+        skipped = await recipients.skip_do_not_call(session, campaign)
         claimed, stopped = await _claim(session, campaign)
-        signals = [await recipients.progress(session, campaign_id)] if claimed or stopped else []
+        changed = claimed or stopped or skipped
+        signals = [await recipients.progress(session, campaign_id)] if changed else []
     await live.publish(telephony, signals)
     if claimed:
         results = await asyncio.gather(
@@ -712,6 +738,10 @@ async def _dial(telephony: Telephony, campaign: Row[Any], recipient: Row[Any]) -
     except (ProviderRefused, ProviderFailed) as refusal:
         await _count_refused_attempt(telephony, campaign, recipient, str(refusal))
         return
+    except contacts.DoNotCall:
+        # Opted out between the claim and the call: never dialed.
+        await _skip(telephony, recipient)
+        return
     except DomainError as refusal:
         # The agent or number became unusable since the claim: the next pass pauses the campaign.
         logger.info(
@@ -733,6 +763,28 @@ async def _release(telephony: Telephony, recipient: Row[Any]) -> None:
     """Hand a claimed recipient back to ``pending``; no attempt was made."""
     async with transaction(telephony.sessions) as session:
         await _release_in(session, recipient.id, recipient.claimed_at)
+
+
+async def _skip(telephony: Telephony, recipient: Row[Any]) -> None:
+    """The claimed recipient's number is on the do-not-call list: canceled, never dialed."""
+    async with transaction(telephony.sessions) as session:
+        await session.execute(
+            campaign_recipients.update()
+            .where(
+                campaign_recipients.c.id == recipient.id,
+                campaign_recipients.c.status == RecipientStatus.DIALING.value,
+                campaign_recipients.c.claimed_at == recipient.claimed_at,
+            )
+            .values(
+                status=RecipientStatus.CANCELED.value,
+                last_outcome=RecipientOutcome.SKIPPED_DO_NOT_CALL.value,
+                claimed_at=None,
+            )
+        )
+    logger.info(
+        "campaign.recipient_skipped",
+        extra={"recipient_id": str(recipient.id), "reason": "do_not_call"},
+    )
 
 
 async def _count_refused_attempt(

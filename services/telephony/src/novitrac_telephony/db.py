@@ -239,3 +239,33 @@ campaign_recipients = Table(
     ),
     comment="A campaign's numbers to call, each with its own attempts and outcome.",
 )
+
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("org_id", Uuid, nullable=False),
+    Column("phone_number", Text, nullable=False, comment="E.164; one contact per number per org."),
+    Column("name", Text),
+    Column("email", Text),
+    Column("variables", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("tags", ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")),
+    Column("notes", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("org_id", "phone_number"),
+    Index("ix_contacts_org_created", "org_id", "created_at", "id"),
+    Index("ix_contacts_tags", "tags", postgresql_using="gin"),
+    comment="The people an organisation calls or is called by, with their prompt variables.",
+)
+
+do_not_call = Table(
+    "do_not_call",
+    metadata,
+    Column("org_id", Uuid, primary_key=True),
+    Column("phone_number", Text, primary_key=True),
+    Column("reason", Text),
+    Column("source", Text, nullable=False, comment="api, import or sms (an opt-out keyword)."),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    comment="Numbers an organisation may not call: opted-out contacts and numbers of its own list.",
+)

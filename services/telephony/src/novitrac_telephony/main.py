@@ -12,7 +12,15 @@ from novitrac_telephony.campaigns import CampaignRunner
 from novitrac_telephony.config import Settings
 from novitrac_telephony.db import inbox, metadata, outbox
 from novitrac_telephony.deps import Telephony, registered
-from novitrac_telephony.endpoints import calls, campaigns, internal, numbers, sms, webhooks
+from novitrac_telephony.endpoints import (
+    calls,
+    campaigns,
+    contacts,
+    internal,
+    numbers,
+    sms,
+    webhooks,
+)
 from novitrac_telephony.handlers import handlers
 from novitrac_telephony.twilio_adapter import SignatureChecker, TwilioGateway
 
@@ -76,6 +84,8 @@ service = Service(
     routers=[
         calls.router,
         campaigns.router,
+        contacts.router,
+        contacts.do_not_call_router,
         numbers.router,
         sms.router,
         webhooks.router,

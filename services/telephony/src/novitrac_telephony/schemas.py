@@ -43,6 +43,13 @@ class CallIn(BaseModel):
     record: bool = Field(False, description="Record the call (the recording link shows on it).")
 
 
+class ContactRef(BaseModel):
+    """The organisation's contact a call is with (its other party's number)."""
+
+    id: UUID
+    name: str | None
+
+
 class CallOut(BaseModel):
     """A call as lists show it."""
 
@@ -63,6 +70,9 @@ class CallOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     ended_at: datetime | None
+    contact: ContactRef | None = Field(
+        None, description="The contact whose number is the call's other party, if any."
+    )
 
 
 class StatusChange(BaseModel):
@@ -219,7 +229,11 @@ class RecipientStatus(StrEnum):
 
 
 class RecipientOutcome(StrEnum):
-    """How a recipient's last attempt ended (``voicemail``: a machine answered)."""
+    """How a recipient's last attempt ended (``voicemail``: a machine answered).
+
+    ``skipped_do_not_call``: the number is on the organisation's do-not-call list; it was never
+    dialed and the recipient is ``canceled``.
+    """
 
     COMPLETED = "completed"
     BUSY = "busy"
@@ -227,6 +241,7 @@ class RecipientOutcome(StrEnum):
     FAILED = "failed"
     CANCELED = "canceled"
     VOICEMAIL = "voicemail"
+    SKIPPED_DO_NOT_CALL = "skipped_do_not_call"
 
 
 class Weekday(StrEnum):
@@ -313,7 +328,21 @@ class CampaignIn(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     agent_id: UUID
     from_number_id: UUID = Field(description="One of the organisation's voice numbers.")
-    recipients: list[RecipientIn] = Field(min_length=1, max_length=MAX_RECIPIENTS)
+    recipients: list[RecipientIn] = Field(
+        default_factory=list,
+        max_length=MAX_RECIPIENTS,
+        description="Numbers to call; with contact_ids and tags, at least one recipient in all.",
+    )
+    contact_ids: list[UUID] = Field(
+        default_factory=list,
+        max_length=MAX_RECIPIENTS,
+        description="Contacts to call, after the recipients (a number already listed is skipped).",
+    )
+    tags: list[Annotated[str, Field(pattern=r"^[^,;\x00-\x1f]{1,40}$")]] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Call every contact with any of these tags, after the recipients and contacts.",
+    )
     max_concurrent: int | None = Field(
         None,
         ge=1,
@@ -338,6 +367,12 @@ class CampaignIn(BaseModel):
                 )
             first_at[recipient.to] = index
         return recipients
+
+    @model_validator(mode="after")
+    def _someone_to_call(self) -> CampaignIn:
+        if not self.recipients and not self.contact_ids and not self.tags:
+            raise ValueError("give recipients, contact_ids or tags: there is nobody to call")
+        return self
 
 
 class CampaignOut(BaseModel):

@@ -16,7 +16,7 @@ from novitrac_contracts.envelope import Envelope
 from novitrac_contracts.telephony import SmsReceived, SmsSent
 from novitrac_kit import outbox as outbox_events
 from novitrac_kit.errors import Conflict
-from novitrac_telephony import accounts
+from novitrac_telephony import accounts, contacts
 from novitrac_telephony.calls import held_number
 from novitrac_telephony.db import outbox, phone_numbers, sms_messages
 from novitrac_telephony.deps import Telephony
@@ -86,6 +86,8 @@ async def receive(
     """Store a text that reached one of the numbers and emit ``telephony.sms.received.v1``.
 
     A text to a number nobody holds, or one already stored (Twilio retried), changes nothing.
+    A text that is just an opt-out keyword (STOP, ...) puts its sender on the do-not-call list
+    of the organisation holding the number; START or UNSTOP takes it off.
     """
     number = (
         await session.execute(
@@ -115,6 +117,7 @@ async def receive(
     )
     if stored.first() is None:
         return
+    await contacts.apply_sms_keyword(session, org_id=number.org_id, sender=sender, body=body)
     try:
         event = SmsReceived(
             message_id=message_id,

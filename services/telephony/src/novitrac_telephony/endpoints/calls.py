@@ -11,7 +11,7 @@ from fastapi import APIRouter, BackgroundTasks, Query, status
 from novitrac_contracts.telephony import CallDirection, CallStatus
 from novitrac_kit.db import transaction
 from novitrac_kit.runtime import IdentityDep, SessionDep, WriterDep
-from novitrac_telephony import calls, queries
+from novitrac_telephony import calls, contacts, queries
 from novitrac_telephony.deps import TelephonyDep
 from novitrac_telephony.endpoints.responses import AUTHENTICATED, WRITE, errors
 from novitrac_telephony.live import publish_later
@@ -33,10 +33,13 @@ async def place_call(
     session: SessionDep,
     background: BackgroundTasks,
 ) -> CallDetail:
-    """Place an outbound call with an agent from one of the organisation's numbers."""
+    """Place an outbound call with an agent from one of the organisation's numbers.
+
+    A number on the organisation's do-not-call list is refused (409 ``do_not_call``).
+    """
     call_id, signals = await calls.place(telephony, org_id=identity.org_id, request=body)
     publish_later(background, telephony, signals)
-    return await queries.call_detail(session, call_id=call_id, org_id=identity.org_id)
+    return await _detail(session, call_id=call_id, org_id=identity.org_id)
 
 
 @router.get("", response_model=Page[CallOut], responses=errors(*AUTHENTICATED))
@@ -52,8 +55,8 @@ async def list_calls(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
 ) -> Page[CallOut]:
-    """The organisation's calls, newest first."""
-    return await queries.list_calls(
+    """The organisation's calls, newest first, each with its contact (the other party's)."""
+    page = await queries.list_calls(
         session,
         org_id=identity.org_id,
         status=status_,
@@ -65,12 +68,20 @@ async def list_calls(
         cursor=cursor,
         limit=limit,
     )
+    await contacts.attach_to_calls(session, org_id=identity.org_id, items=page.items)
+    return page
 
 
 @router.get("/{call_id}", response_model=CallDetail, responses=errors(*AUTHENTICATED, 404))
 async def get_call(call_id: UUID, identity: IdentityDep, session: SessionDep) -> CallDetail:
-    """A call with its status history, transcript, cost and recording."""
-    return await queries.call_detail(session, call_id=call_id, org_id=identity.org_id)
+    """A call with its status history, transcript, cost, recording and contact."""
+    return await _detail(session, call_id=call_id, org_id=identity.org_id)
+
+
+async def _detail(session: SessionDep, *, call_id: UUID, org_id: UUID) -> CallDetail:
+    detail = await queries.call_detail(session, call_id=call_id, org_id=org_id)
+    await contacts.attach_to_calls(session, org_id=org_id, items=[detail])
+    return detail
 
 
 @router.post(
