@@ -733,6 +733,16 @@ async def test_a_suspended_account_pauses_the_campaign_for_billing_until_reinsta
     assert [(r["status"], r["attempts"]) for r in await recipients(platform, org, campaign_id)] == [
         ("pending", 0)
     ] * 2
+
+    async def pause_seen_live() -> bool:
+        return any(
+            signal.type == "live.campaign.progress"
+            and signal.data["campaign_id"] == campaign_id
+            and signal.data["status"] == "paused"
+            for signal in platform.live
+        )
+
+    await eventually(pause_seen_live)
     assert await platform.calls_of(org) == []
 
     await delivered(platform, reinstatement(org))

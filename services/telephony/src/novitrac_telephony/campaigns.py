@@ -647,7 +647,13 @@ async def _pause_for_billing(
             await may_call(session, campaign.org_id)
         except PaymentRequired as still:
             await _pause(session, campaign, PauseReason.BILLING, str(still))
-            return
+            signals = [await recipients.progress(session, campaign.id)]
+        else:
+            signals = []
+    if signals:
+        # Screens watching the campaign see it pause, as for any other reason.
+        await live.publish(telephony, signals)
+        return
     logger.info(
         "campaign.billing_refusal_lifted",
         extra={"campaign_id": str(campaign.id), "detail": str(refusal)},
