@@ -31,14 +31,16 @@ from novitrac_contracts.telephony import (
     CallStatus,
     SmsReceived,
 )
+from novitrac_kit import outbound
 from novitrac_kit.config import SettingsError, load_settings
+from novitrac_kit.outbound import UnsafeUrl, check_url
+from novitrac_kit.standard_webhooks import new_secret, signature
 from novitrac_kit.testing.internal import INTERNAL_TOKEN
 from novitrac_kit.testing.waiting import eventually
 from novitrac_notifications import webhooks
 from novitrac_notifications.config import Settings
 from novitrac_notifications.db import webhook_deliveries, webhook_endpoints
 from novitrac_notifications.webhook_sender import WebhookSender
-from novitrac_notifications.webhooks import UnsafeUrl, check_url, new_secret, signature
 
 from .conftest import SECRET_ENCRYPTION_KEY, Harness, HarnessFactory
 
@@ -653,7 +655,7 @@ async def test_production_connects_to_the_address_it_checked_not_to_a_second_loo
         lookups.append(host)
         return ["93.184.216.34"]
 
-    monkeypatch.setattr(webhooks, "_resolve", resolve)
+    monkeypatch.setattr(outbound, "_resolve", resolve)
     requests: list[httpx.Request] = []
 
     def receive(request: httpx.Request) -> httpx.Response:

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 
 from novitrac_kit.errors import Conflict, Forbidden, NotFound, error_response
+from novitrac_kit.outbound import UnsafeUrl, check_url
 from novitrac_kit.runtime import ContextDep, IdentityDep, ServiceContext, SessionDep
 from novitrac_kit.sealing import Sealer
 from novitrac_kit.tokens import Identity
@@ -72,8 +73,8 @@ WriterDep = Annotated[UUID, Depends(get_writer)]
 
 async def _checked_url(url: str, context: ContextDep) -> str:
     try:
-        await webhooks.check_url(url, environment=context.settings.environment)
-    except webhooks.UnsafeUrl as error:
+        await check_url(url, environment=context.settings.environment)
+    except UnsafeUrl as error:
         raise RequestValidationError(
             [{"type": "value_error", "loc": ("body", "url"), "msg": str(error), "input": url}]
         ) from None

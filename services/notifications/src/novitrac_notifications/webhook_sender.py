@@ -38,19 +38,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from novitrac_kit.config import Environment
 from novitrac_kit.db import create_session_factory, transaction
 from novitrac_kit.notify import wake_on_notify
+from novitrac_kit.outbound import LOCAL_ENVIRONMENTS, UnsafeUrl, check_url, pinned
 from novitrac_kit.periodic import Periodic
 from novitrac_kit.sealing import Sealer, Unsealable
+from novitrac_kit.standard_webhooks import request_headers
 from novitrac_notifications import directory, feed
 from novitrac_notifications.db import webhook_deliveries, webhook_endpoints
-from novitrac_notifications.webhooks import (
-    LOCAL_ENVIRONMENTS,
-    WEBHOOK_CHANNEL,
-    UnsafeUrl,
-    check_url,
-    endpoint_secret,
-    pinned,
-    request_headers,
-)
+from novitrac_notifications.webhooks import WEBHOOK_CHANNEL, endpoint_secret
 
 logger = logging.getLogger(__name__)
 

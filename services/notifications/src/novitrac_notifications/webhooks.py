@@ -15,7 +15,8 @@ the base64-decoded part of the endpoint's ``whsec_...`` secret) let the receiver
 
 Endpoint URLs must be ``https`` and resolve only to public addresses (never loopback, private,
 link-local or otherwise reserved ones), checked when they are set and again before each attempt;
-the ``development`` and ``test`` environments allow plain ``http`` and any address.
+the ``development`` and ``test`` environments allow plain ``http`` and any address
+(:mod:`novitrac_kit.outbound`; signing is :mod:`novitrac_kit.standard_webhooks`).
 
 Secrets are stored sealed (:mod:`novitrac_kit.sealing`, under
 ``NOTIFICATIONS_SECRET_ENCRYPTION_KEY``) and shown to the user only when they are set, so a copy
@@ -24,19 +25,10 @@ of the database cannot forge deliveries.
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import functools
-import hashlib
-import hmac
-import ipaddress
-import secrets
-import socket
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
-from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
 
 from sqlalchemy import CursorResult, Uuid, delete, func, literal, or_, select, tuple_, update
@@ -61,8 +53,8 @@ from novitrac_contracts.telephony import (
     SmsSent,
 )
 from novitrac_contracts.voice import ConversationAnalyzed, ConversationEnded
-from novitrac_kit.config import Environment
 from novitrac_kit.sealing import Sealer
+from novitrac_kit.standard_webhooks import new_secret
 from novitrac_notifications.db import webhook_deliveries, webhook_endpoints
 
 WEBHOOK_CHANNEL = "notifications_webhooks"
@@ -92,18 +84,7 @@ EVENT_TYPES = frozenset(model.event_type for model in WEBHOOK_EVENTS)
 TEST_EVENT_TYPE = "novitrac.webhook.test"
 """The type of the delivery ``POST /v1/webhook-endpoints/{id}/test`` sends, whatever the filter."""
 
-SECRET_PREFIX = "whsec_"
-SECRET_BYTES = 32
-USER_AGENT = "Novitrac-Webhooks/1"
-LOCAL_ENVIRONMENTS: frozenset[Environment] = frozenset({"development", "test"})
-
-
-# Secrets and signatures.
-
-
-def new_secret() -> str:
-    """A fresh signing secret: ``whsec_`` and the base64 of 32 random bytes."""
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+# Secrets (signing itself is novitrac_kit.standard_webhooks).
 
 
 SECRET_PURPOSE = b"novitrac webhook signing secrets"
@@ -145,130 +126,6 @@ async def seal_clear_secrets(engine: AsyncEngine, sealer: Sealer) -> int:
                 .values(secret=None, secret_sealed=sealer.seal(row.secret))
             )
     return len(rows)
-
-
-def signature(secret: str, *, message_id: str, timestamp: int, body: bytes) -> str:
-    """The ``webhook-signature`` header of one attempt: ``v1,<base64 HMAC-SHA256>``.
-
-    Args:
-        secret: the endpoint's ``whsec_...`` secret; the key is its base64-decoded tail.
-        message_id: the ``webhook-id`` header (the event id).
-        timestamp: the ``webhook-timestamp`` header (UNIX seconds).
-        body: the exact bytes sent.
-    """
-    key = base64.b64decode(secret.removeprefix(SECRET_PREFIX))
-    signed = f"{message_id}.{timestamp}.".encode() + body
-    digest = hmac.new(key, signed, hashlib.sha256).digest()
-    return f"v1,{base64.b64encode(digest).decode()}"
-
-
-def request_headers(secret: str, *, message_id: str, timestamp: int, body: bytes) -> dict[str, str]:
-    """Every header of one delivery attempt."""
-    return {
-        "content-type": "application/json",
-        "user-agent": USER_AGENT,
-        "webhook-id": message_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": signature(
-            secret, message_id=message_id, timestamp=timestamp, body=body
-        ),
-    }
-
-
-# Where deliveries may go.
-
-
-class UnsafeUrl(ValueError):
-    """The URL may not receive webhooks; the message says why."""
-
-
-def _is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address.partition("%")[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
-
-
-async def _resolve(host: str, port: int) -> list[str]:
-    """The addresses ``host`` resolves to, in the resolver's order, each once."""
-    try:
-        return [str(ipaddress.ip_address(host))]
-    except ValueError:
-        pass
-    loop = asyncio.get_running_loop()
-    try:
-        found = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as error:
-        raise UnsafeUrl(f"the host {host!r} does not resolve") from error
-    return list(dict.fromkeys(str(info[4][0]) for info in found))
-
-
-async def check_url(url: str, *, environment: Environment) -> list[str]:
-    """Refuse a URL that may not receive webhooks in this environment.
-
-    Everywhere: a scheme other than ``https`` (``http`` too in development and test), no host, or
-    credentials in the URL. Outside development and test: a host that does not resolve, or that
-    resolves to any address that is not public (loopback, private, link-local, shared, reserved,
-    multicast).
-
-    Returns:
-        The public addresses the host resolved to (none in development and test): connect to one
-        of these, not to a second resolution, which could answer differently (DNS rebinding).
-
-    Raises:
-        UnsafeUrl: with the reason.
-    """
-    local = environment in LOCAL_ENVIRONMENTS
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as error:
-        raise UnsafeUrl(f"malformed URL: {error}") from error
-    schemes = ("https", "http") if local else ("https",)
-    if parts.scheme not in schemes:
-        raise UnsafeUrl("the URL must use https")
-    host = parts.hostname
-    if not host:
-        raise UnsafeUrl("the URL has no host")
-    if parts.username is not None or parts.password is not None:
-        raise UnsafeUrl("the URL must not carry credentials")
-    if local:
-        return []
-    addresses = await _resolve(host, port or 443)
-    refused = sorted(address for address in addresses if not _is_public(address))
-    if refused:
-        raise UnsafeUrl(
-            f"the host {host!r} resolves to a non-public address ({', '.join(refused)})"
-        )
-    return addresses
-
-
-@dataclass(frozen=True)
-class PinnedRequest:
-    """A request to ``url`` that connects to an address already checked, not to the name.
-
-    Attributes:
-        url: the URL with its host replaced by the address.
-        host: the ``Host`` header: the URL's own host (and port).
-        sni_hostname: the name TLS presents and verifies the certificate against.
-    """
-
-    url: str
-    host: str
-    sni_hostname: str
-
-
-def pinned(url: str, address: str) -> PinnedRequest:
-    """``url`` aimed at ``address`` (one that :func:`check_url` returned for it)."""
-    parts = urlsplit(url)
-    name = parts.hostname or ""
-    literal = f"[{address}]" if ":" in address else address
-    netloc = literal if parts.port is None else f"{literal}:{parts.port}"
-    return PinnedRequest(
-        url=urlunsplit(parts._replace(netloc=netloc)),
-        host=parts.netloc,
-        sni_hostname=name,
-    )
 
 
 # Endpoints.

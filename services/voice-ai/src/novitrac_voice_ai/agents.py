@@ -12,18 +12,28 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, or_, select, update
+from sqlalchemy import Row, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from novitrac_contracts.envelope import Envelope
 from novitrac_contracts.voice import AgentDeleted, AgentSyncStatus, AgentUpdated, MachineDetection
 from novitrac_kit import outbox as outbox_events
 from novitrac_kit.errors import DomainError, NotFound
+from novitrac_kit.sealing import Sealer
+from novitrac_kit.standard_webhooks import new_secret
 from novitrac_voice_ai.db import agents, outbox
-from novitrac_voice_ai.schemas import AgentIn, AgentOut, AgentPage, AgentPatch
+from novitrac_voice_ai.schemas import (
+    TRANSFER_TOOL,
+    AgentIn,
+    AgentOut,
+    AgentPage,
+    AgentPatch,
+    AgentTool,
+    ToolSecretOut,
+)
+from novitrac_voice_ai.tools import provider_tool
 
 PRODUCER = "voice-ai"
-TRANSFER_TOOL = "transfer_to_human"
 AUDIO_FORMAT = "ulaw_8000"
 OVERRIDE_PATHS: dict[str, dict[str, Any]] = {
     "prompt": {"agent": {"prompt": {"prompt": True}}},
@@ -53,8 +63,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         raise BadCursor("cursor is not valid") from error
 
 
-def to_out(row: Row[Any]) -> AgentOut:
-    """The agent as the API shows it."""
+def to_out(row: Row[Any], *, tool_secret: str | None = None) -> AgentOut:
+    """The agent as the API shows it (``tool_secret`` only in the answer that made it)."""
     return AgentOut(
         id=row.id,
         name=row.name,
@@ -69,6 +79,8 @@ def to_out(row: Row[Any]) -> AgentOut:
         transfer_number=row.transfer_number,
         allowed_overrides=list(row.allowed_overrides),
         variables=dict(row.variables),
+        tools=[AgentTool.model_validate(tool) for tool in row.tools],
+        tool_secret=tool_secret,
         revision=row.revision,
         sync_status=AgentSyncStatus(row.sync_status),
         sync_error=row.sync_error,
@@ -96,10 +108,18 @@ async def emit_updated(session: AsyncSession, row: Row[Any]) -> None:
     )
 
 
-async def create(session: AsyncSession, org_id: uuid.UUID, body: AgentIn) -> AgentOut:
-    """Store a new agent (``pending`` until synced) and announce it."""
+async def create(
+    session: AsyncSession, org_id: uuid.UUID, body: AgentIn, *, sealer: Sealer
+) -> AgentOut:
+    """Store a new agent (``pending`` until synced) and announce it.
+
+    An agent created with tools gets its tool signing secret, shown in this answer only.
+    """
     now = datetime.now(UTC)
     values = body.model_dump(mode="json")
+    secret = new_secret() if body.tools else None
+    if secret is not None:
+        values["tool_secret_sealed"] = sealer.seal(secret)
     row = (
         await session.execute(
             agents.insert()
@@ -117,7 +137,7 @@ async def create(session: AsyncSession, org_id: uuid.UUID, body: AgentIn) -> Age
         )
     ).one()
     await emit_updated(session, row)
-    return to_out(row)
+    return to_out(row, tool_secret=secret)
 
 
 def _visible(org_id: uuid.UUID, agent_id: uuid.UUID) -> Any:
@@ -157,10 +177,27 @@ async def listing(
 
 
 async def change(
-    session: AsyncSession, org_id: uuid.UUID, agent_id: uuid.UUID, body: AgentPatch
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    agent_id: uuid.UUID,
+    body: AgentPatch,
+    *,
+    sealer: Sealer,
 ) -> AgentOut:
-    """Apply the given fields, make the agent ``pending`` again and announce it."""
+    """Apply the given fields, make the agent ``pending`` again and announce it.
+
+    The first tool an agent gets comes with its tool signing secret, shown in this answer only
+    (an agent keeps its secret when its tools are removed, for when they come back).
+    """
     changes = body.model_dump(mode="json", exclude_unset=True)
+    secret: str | None = None
+    candidate: bytes | None = None
+    if "tools" in changes and changes["tools"] is None:
+        changes["tools"] = []
+    if changes.get("tools"):
+        secret = new_secret()
+        candidate = sealer.seal(secret)
+        changes["tool_secret_sealed"] = func.coalesce(agents.c.tool_secret_sealed, candidate)
     for required in ("name", "prompt", "first_message", "language", "voice_id", "llm"):
         if required in changes and changes[required] is None:
             raise DomainError(f"{required} cannot be null")
@@ -188,7 +225,26 @@ async def change(
     if row is None:
         raise NotFound("agent not found")
     await emit_updated(session, row)
-    return to_out(row)
+    made = candidate is not None and row.tool_secret_sealed == candidate
+    return to_out(row, tool_secret=secret if made else None)
+
+
+async def rotate_tool_secret(
+    session: AsyncSession, org_id: uuid.UUID, agent_id: uuid.UUID, *, sealer: Sealer
+) -> ToolSecretOut:
+    """Give the agent a new tool signing secret, used from its next tool call on."""
+    secret = new_secret()
+    row = (
+        await session.execute(
+            update(agents)
+            .where(_visible(org_id, agent_id))
+            .values(tool_secret_sealed=sealer.seal(secret), updated_at=datetime.now(UTC))
+            .returning(agents.c.id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("agent not found")
+    return ToolSecretOut(agent_id=row.id, tool_secret=secret)
 
 
 async def remove(session: AsyncSession, org_id: uuid.UUID, agent_id: uuid.UUID) -> None:
@@ -225,8 +281,9 @@ async def remove(session: AsyncSession, org_id: uuid.UUID, agent_id: uuid.UUID) 
 def provider_definition(row: Row[Any]) -> dict[str, Any]:
     """The ElevenLabs agent that stands for ``row``: μ-law 8000 Hz both ways, overrides on."""
     prompt: dict[str, Any] = {"prompt": row.prompt, "llm": row.llm}
+    tools: list[dict[str, Any]] = []
     if row.transfer_number:
-        prompt["tools"] = [
+        tools.append(
             {
                 "type": "client",
                 "name": TRANSFER_TOOL,
@@ -234,7 +291,10 @@ def provider_definition(row: Row[Any]) -> dict[str, Any]:
                 "expects_response": True,
                 "parameters": {"type": "object", "properties": {}},
             }
-        ]
+        )
+    tools.extend(provider_tool(tool) for tool in row.tools)
+    if tools:
+        prompt["tools"] = tools
     overrides: dict[str, Any] = {
         # The bridge always sets the first message on answering machines (leave_message).
         "agent": {"prompt": {"prompt": False}, "first_message": True, "language": False},

@@ -9,8 +9,9 @@ the call's variables and overrides. From then on audio passes through untouched 
 sides speak base64 μ-law 8000 Hz); each agent chunk is followed by a ``mark`` so the bridge knows
 what was played; an ``interruption`` sends ``clear`` at once and drops the rest of the interrupted
 turn; pings are answered; DTMF goes to the agent as context; the agent's ``transfer_to_human``
-tool asks telephony to transfer the call. Whichever side closes, the other is closed too (closing
-Twilio's socket ends the call) and the lease is returned, on every path.
+tool asks telephony to transfer the call, and the customer's own tools are POSTed to their URLs
+in tasks of their own (:mod:`~novitrac_voice_ai.tools`). Whichever side closes, the other is
+closed too (closing Twilio's socket ends the call) and the lease is returned, on every path.
 
 The ElevenLabs socket is spoken with ``websockets`` directly, not the SDK's ``Conversation`` /
 ``AsyncConversation``: those drive a local ``AudioInterface`` (callbacks fed from threads or a
@@ -32,14 +33,14 @@ from collections.abc import Coroutine
 from typing import Any
 
 import orjson
-from sqlalchemy import Row
+from sqlalchemy import Row, select
 from starlette.websockets import WebSocket, WebSocketState
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from novitrac_contracts.envelope import Envelope
 from novitrac_contracts.voice import Speaker
-from novitrac_voice_ai.agents import AUDIO_FORMAT, TRANSFER_TOOL
+from novitrac_voice_ai.agents import AUDIO_FORMAT
 from novitrac_voice_ai.clientframes import send_text_now
 from novitrac_voice_ai.conversations import (
     AgentUnavailable,
@@ -47,17 +48,19 @@ from novitrac_voice_ai.conversations import (
     note_provider_conversation,
     open_conversation,
 )
+from novitrac_voice_ai.db import agents
 from novitrac_voice_ai.initiation import initiation_data
 from novitrac_voice_ai.keys import Lease
 from novitrac_voice_ai.provider import ProviderError
 from novitrac_voice_ai.runtime import VoiceRuntime
-from novitrac_voice_ai.schemas import ConversationMetrics
+from novitrac_voice_ai.schemas import TRANSFER_TOOL, ConversationMetrics, ToolCallRecord
 from novitrac_voice_ai.streamauth import (
     StreamGrant,
     StreamRefused,
     check_handshake,
     verify_stream_token,
 )
+from novitrac_voice_ai.tools import ToolOutcome, call_tool, tool_sealer
 from novitrac_voice_ai.transcript import LiveTranscript
 from novitrac_voice_ai.transfer import NO_HUMAN, TRANSFERRING, request_transfer
 
@@ -72,6 +75,7 @@ HANDOVER_WAIT = 2.0
 HANDOVER_SILENCE = 0.3
 """Seconds without agent audio, once everything sent has played, that end the handover words."""
 MAX_TURN_LATENCIES = 200
+MAX_TOOL_RECORDS = 100
 
 
 class _Ended(Exception):
@@ -112,6 +116,8 @@ class Bridge:
         self._background: set[asyncio.Task[Any]] = set()
         self._voicemail = False
         self._transfer_number: str | None = None
+        self._tools: dict[str, dict[str, Any]] = {}
+        self._agent_variables: dict[str, Any] = {}
         self._transferred = False
         self._over = False
         self._admitted = False
@@ -184,6 +190,8 @@ class Bridge:
         answered_by_machine = (grant.answered_by or "").startswith("machine")
         self._voicemail = answered_by_machine and agent.machine_detection == "leave_message"
         self._transfer_number = agent.transfer_number
+        self._tools = {tool["name"]: tool for tool in agent.tools}
+        self._agent_variables = dict(agent.variables)
         # Decided without awaiting anything between the check and the count: exact under bursts.
         refused = self._refusal()
         if refused is not None:
@@ -464,6 +472,10 @@ class Bridge:
 
     async def _tool_call(self, call: dict[str, Any]) -> None:
         tool_call_id = call.get("tool_call_id")
+        name = call.get("tool_name")
+        if isinstance(name, str) and name in self._tools and self._grant is not None:
+            await self._customer_tool(self._tools[name], call)
+            return
         handover = False
         if call.get("tool_name") != TRANSFER_TOOL or self._grant is None:
             result, is_error = f"unknown tool {call.get('tool_name')!r}", True
@@ -486,6 +498,97 @@ class Bridge:
                 )
         if handover:
             await self._transfer_after_handover(asked)
+
+    async def _customer_tool(self, tool: dict[str, Any], call: dict[str, Any]) -> None:
+        """Call one of the customer's tools (in a task of its own) and answer the agent."""
+        grant = self._grant
+        assert grant is not None
+        raw_id = call.get("tool_call_id")
+        tool_call_id = raw_id if isinstance(raw_id, str) and raw_id else f"tool_{uuid.uuid4().hex}"
+        parameters = call.get("parameters")
+        asked = time.monotonic()
+        context: dict[str, Any] = {
+            "call_id": str(grant.call_id),
+            "agent_id": str(grant.agent_id),
+            "org_id": str(grant.org_id),
+            "conversation_id": str(self._conversation_id) if self._conversation_id else None,
+            "direction": grant.direction,
+            "from": grant.from_number,
+            "to": grant.to_number,
+            "variables": {**self._agent_variables, **grant.variables},
+        }
+        outcome = await call_tool(
+            tool,
+            secret=await self._tool_secret(),
+            tool_call_id=tool_call_id,
+            parameters=parameters if isinstance(parameters, dict) else {},
+            call={key: value for key, value in context.items() if value is not None},
+            environment=self._settings.environment,
+        )
+        self._record_tool_call(tool["name"], tool_call_id, asked, outcome)
+        if self._agent is not None and not self._over:
+            with contextlib.suppress(ConnectionClosed):
+                await self._agent.send(
+                    json.dumps(
+                        {
+                            "type": "client_tool_result",
+                            "tool_call_id": raw_id,
+                            "result": outcome.result,
+                            "is_error": outcome.is_error,
+                        }
+                    )
+                )
+
+    async def _tool_secret(self) -> str | None:
+        """The agent's tool secret as it is now (a rotation applies from the next tool call)."""
+        assert self._grant is not None
+        try:
+            async with self._runtime.sessions() as session:
+                sealed = (
+                    await session.execute(
+                        select(agents.c.tool_secret_sealed).where(
+                            agents.c.id == self._grant.agent_id
+                        )
+                    )
+                ).scalar_one_or_none()
+            if sealed is None:
+                return None
+            return tool_sealer(self._settings.key_encryption_key.get_secret_value()).open(sealed)
+        except Exception as error:
+            logger.warning("voice.tool.secret_unavailable", extra={"error": repr(error)})
+            return None
+
+    def _record_tool_call(
+        self, name: str, tool_call_id: str, asked: float, outcome: ToolOutcome
+    ) -> None:
+        assert self._grant is not None
+        ok = not outcome.is_error
+        origin = self._agent_connected_at or self._started_at
+        if len(self._metrics.tool_calls) < MAX_TOOL_RECORDS:
+            self._metrics.tool_calls.append(
+                ToolCallRecord(
+                    name=name,
+                    tool_call_id=tool_call_id,
+                    offset_s=round(max(0.0, asked - origin), 3),
+                    duration_ms=outcome.duration_ms,
+                    ok=ok,
+                    status_code=outcome.status_code,
+                    error=outcome.error,
+                )
+            )
+        (logger.info if ok else logger.warning)(
+            "voice.tool.called",
+            extra={
+                "call_id": str(self._grant.call_id),
+                "agent_id": str(self._grant.agent_id),
+                "tool": name,
+                "tool_call_id": tool_call_id,
+                "duration_ms": outcome.duration_ms,
+                "ok": ok,
+                "status_code": outcome.status_code,
+                "error": outcome.error,
+            },
+        )
 
     async def _transfer_after_handover(self, asked: float) -> None:
         """Ask telephony for the transfer once the agent's handover words have played.

@@ -42,6 +42,18 @@ agents = Table(
     Column("transfer_number", Text),
     Column("allowed_overrides", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Column("variables", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column(
+        "tools",
+        JSONB,
+        nullable=False,
+        server_default=text("'[]'::jsonb"),
+        comment="The customer's HTTP tools the agent may call (name, description, url...).",
+    ),
+    Column(
+        "tool_secret_sealed",
+        LargeBinary,
+        comment="The tools' whsec_ signing secret, sealed under VOICE_KEY_ENCRYPTION_KEY.",
+    ),
     Column("revision", Integer, nullable=False, comment="Grows with every voice.agent.* event."),
     Column("sync_status", Text, nullable=False, comment="pending, synced or failed."),
     Column("sync_error", Text),

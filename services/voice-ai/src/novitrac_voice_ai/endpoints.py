@@ -11,10 +11,11 @@ from fastapi import APIRouter, BackgroundTasks, Query, Request, Response, WebSoc
 
 from novitrac_kit.errors import Unauthorized, error_response
 from novitrac_kit.runtime import IdentityDep, SessionDep, WriterDep
+from novitrac_kit.sealing import Sealer
 from novitrac_voice_ai import agents, conversations
 from novitrac_voice_ai.bridge import Bridge
 from novitrac_voice_ai.provider import InvalidWebhook, verify_webhook
-from novitrac_voice_ai.runtime import RuntimeDep, websocket_runtime
+from novitrac_voice_ai.runtime import RuntimeDep, VoiceRuntime, websocket_runtime
 from novitrac_voice_ai.schemas import (
     AgentIn,
     AgentOut,
@@ -22,8 +23,10 @@ from novitrac_voice_ai.schemas import (
     AgentPatch,
     ConversationOut,
     ConversationPage,
+    ToolSecretOut,
     WebhookAck,
 )
+from novitrac_voice_ai.tools import check_tools, tool_sealer
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +42,11 @@ _LIST_ERRORS: dict[int | str, dict[str, Any]] = {
     400: error_response("The cursor is not valid."),
 }
 Limit = Annotated[int, Query(ge=1, le=100)]
+_INVALID = error_response("A field is not valid (each one named in `loc`); nothing changed.")
+
+
+def _sealer(runtime: VoiceRuntime) -> Sealer:
+    return tool_sealer(runtime.settings.key_encryption_key.get_secret_value())
 
 
 @router.post(
@@ -46,7 +54,7 @@ Limit = Annotated[int, Query(ge=1, le=100)]
     status_code=201,
     response_model=AgentOut,
     tags=["agents"],
-    responses={401: _ERRORS[401], 403: _ERRORS[403]},
+    responses={401: _ERRORS[401], 403: _ERRORS[403], 422: _INVALID},
 )
 async def create_agent(
     body: AgentIn,
@@ -55,8 +63,13 @@ async def create_agent(
     runtime: RuntimeDep,
     background: BackgroundTasks,
 ) -> AgentOut:
-    """Create an agent; it is usable for calls once its ElevenLabs copy is synced."""
-    created = await agents.create(session, identity.org_id, body)
+    """Create an agent; it is usable for calls once its ElevenLabs copy is synced.
+
+    An agent created with ``tools`` gets their signing secret, ``tool_secret``, shown in this
+    answer only.
+    """
+    await check_tools(body.tools, environment=runtime.settings.environment)
+    created = await agents.create(session, identity.org_id, body, sealer=_sealer(runtime))
     background.add_task(runtime.sync.wake)
     return created
 
@@ -90,6 +103,7 @@ async def get_agent(agent_id: UUID, identity: IdentityDep, session: SessionDep) 
     responses={
         **_ERRORS,
         400: error_response("A required field was set to null."),
+        422: _INVALID,
     },
 )
 async def update_agent(
@@ -100,10 +114,30 @@ async def update_agent(
     runtime: RuntimeDep,
     background: BackgroundTasks,
 ) -> AgentOut:
-    """Change an agent; it is synced again (``pending`` until then)."""
-    changed = await agents.change(session, identity.org_id, agent_id, body)
+    """Change an agent; it is synced again (``pending`` until then).
+
+    ``tools`` replaces every tool; the agent's first tool comes with their signing secret,
+    ``tool_secret``, shown in this answer only.
+    """
+    await check_tools(body.tools, environment=runtime.settings.environment)
+    changed = await agents.change(session, identity.org_id, agent_id, body, sealer=_sealer(runtime))
     background.add_task(runtime.sync.wake)
     return changed
+
+
+@router.post(
+    "/v1/agents/{agent_id}/rotate-tool-secret",
+    response_model=ToolSecretOut,
+    tags=["agents"],
+    responses=_ERRORS,
+)
+async def rotate_tool_secret(
+    agent_id: UUID, identity: WriterDep, session: SessionDep, runtime: RuntimeDep
+) -> ToolSecretOut:
+    """Give the agent's tools a new signing secret, shown this once; it signs from the next call."""
+    return await agents.rotate_tool_secret(
+        session, identity.org_id, agent_id, sealer=_sealer(runtime)
+    )
 
 
 @router.delete(

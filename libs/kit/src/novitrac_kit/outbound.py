@@ -1,0 +1,163 @@
+"""Outbound HTTP to addresses customers give: refused unless public, and pinned to what was checked.
+
+A URL a customer registers (a webhook endpoint, an agent's tool) must be ``https`` and resolve only
+to public addresses (never loopback, private, link-local, shared, reserved or multicast ones), so
+the platform cannot be aimed at its own network (SSRF). The ``development`` and ``test``
+environments allow plain ``http`` and any address.
+
+:func:`check_url` resolves the name once and returns the addresses it checked; the request must
+then connect to one of those (:func:`pinned`, or :func:`target` which does both), not resolve the
+name again, which could answer differently a moment later (DNS rebinding). TLS still presents and
+verifies the name (``sni_hostname``), and the ``Host`` header still carries it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from novitrac_kit.config import Environment
+
+LOCAL_ENVIRONMENTS: frozenset[Environment] = frozenset({"development", "test"})
+"""Where plain ``http`` and local addresses are allowed, and nothing is pinned."""
+
+
+class UnsafeUrl(ValueError):
+    """The URL may not be called from the platform; the message says why."""
+
+
+def is_public(address: str) -> bool:
+    """Whether an IP address (v4, v6 or v4-mapped v6) is a public unicast one."""
+    ip = ipaddress.ip_address(address.partition("%")[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+async def _resolve(host: str, port: int) -> list[str]:
+    """The addresses ``host`` resolves to, in the resolver's order, each once.
+
+    Tests replace this (``monkeypatch.setattr(outbound, "_resolve", ...)``) to play DNS.
+    """
+    try:
+        return [str(ipaddress.ip_address(host))]
+    except ValueError:
+        pass
+    loop = asyncio.get_running_loop()
+    try:
+        found = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as error:
+        raise UnsafeUrl(f"the host {host!r} does not resolve") from error
+    return list(dict.fromkeys(str(info[4][0]) for info in found))
+
+
+async def check_url(url: str, *, environment: Environment) -> list[str]:
+    """Refuse a URL the platform may not call in this environment.
+
+    Everywhere: a scheme other than ``https`` (``http`` too in development and test), no host, or
+    credentials in the URL. Outside development and test: a host that does not resolve, or that
+    resolves to any address that is not public (loopback, private, link-local, shared, reserved,
+    multicast).
+
+    Returns:
+        The public addresses the host resolved to (none in development and test): connect to one
+        of these, not to a second resolution, which could answer differently (DNS rebinding).
+
+    Raises:
+        UnsafeUrl: with the reason.
+    """
+    local = environment in LOCAL_ENVIRONMENTS
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as error:
+        raise UnsafeUrl(f"malformed URL: {error}") from error
+    schemes = ("https", "http") if local else ("https",)
+    if parts.scheme not in schemes:
+        raise UnsafeUrl("the URL must use https")
+    host = parts.hostname
+    if not host:
+        raise UnsafeUrl("the URL has no host")
+    if parts.username is not None or parts.password is not None:
+        raise UnsafeUrl("the URL must not carry credentials")
+    if local:
+        return []
+    addresses = await _resolve(host, port or 443)
+    refused = sorted(address for address in addresses if not is_public(address))
+    if refused:
+        raise UnsafeUrl(
+            f"the host {host!r} resolves to a non-public address ({', '.join(refused)})"
+        )
+    return addresses
+
+
+@dataclass(frozen=True)
+class PinnedRequest:
+    """A request to ``url`` that connects to an address already checked, not to the name.
+
+    Attributes:
+        url: the URL with its host replaced by the address.
+        host: the ``Host`` header: the URL's own host (and port).
+        sni_hostname: the name TLS presents and verifies the certificate against.
+    """
+
+    url: str
+    host: str
+    sni_hostname: str
+
+
+def pinned(url: str, address: str) -> PinnedRequest:
+    """``url`` aimed at ``address`` (one that :func:`check_url` returned for it)."""
+    parts = urlsplit(url)
+    name = parts.hostname or ""
+    literal = f"[{address}]" if ":" in address else address
+    netloc = literal if parts.port is None else f"{literal}:{parts.port}"
+    return PinnedRequest(
+        url=urlunsplit(parts._replace(netloc=netloc)),
+        host=parts.netloc,
+        sni_hostname=name,
+    )
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where to send one request (httpx terms): the URL, extra headers, request extensions."""
+
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    extensions: dict[str, Any] = field(default_factory=dict)
+
+
+async def target(url: str, *, environment: Environment) -> Target:
+    """Check ``url`` (:func:`check_url`) and aim a request at the first address checked.
+
+    In development and test the URL is used as it is (nothing resolved, nothing pinned).
+
+    Raises:
+        UnsafeUrl: with the reason.
+    """
+    addresses = await check_url(url, environment=environment)
+    if environment in LOCAL_ENVIRONMENTS:
+        return Target(url)
+    aimed = pinned(url, addresses[0])
+    return Target(
+        aimed.url,
+        headers={"host": aimed.host},
+        extensions={"sni_hostname": aimed.sni_hostname},
+    )
+
+
+__all__ = [
+    "LOCAL_ENVIRONMENTS",
+    "PinnedRequest",
+    "Target",
+    "UnsafeUrl",
+    "check_url",
+    "is_public",
+    "pinned",
+    "target",
+]
