@@ -49,6 +49,7 @@ from novitrac_contracts.telephony import (
     CallEnded,
     CallStatusChanged,
     CampaignCompleted,
+    ContactOptedOut,
     SmsReceived,
     SmsSent,
 )
@@ -67,6 +68,7 @@ WEBHOOK_EVENTS: tuple[type[Event], ...] = (
     SmsReceived,
     SmsSent,
     CampaignCompleted,
+    ContactOptedOut,
     ConversationEnded,
     ConversationAnalyzed,
     BalanceChanged,
