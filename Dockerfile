@@ -29,6 +29,9 @@ RUN uv sync --frozen --no-dev --no-editable --package "${PACKAGE}"
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 --no-create-home novitrac
 COPY --from=build /app/.venv /app/.venv
+# The web dashboard's static files, which the gateway serves at / (it finds /app/web above its
+# installed package; GATEWAY_DASHBOARD_DIR overrides). A few hundred kilobytes in every image.
+COPY web /app/web
 ENV PATH=/app/.venv/bin:$PATH PYTHONUNBUFFERED=1 NOVITRAC_HTTP_HOST=0.0.0.0
 USER 10001
 ENTRYPOINT ["novitrac"]

@@ -38,6 +38,10 @@ lint: install ## ruff (lint + format check) and mypy
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen mypy libs services sandbox tests bench
 
+.PHONY: web-test
+web-test: ## test the web dashboard's modules with Node's built-in runner (Node 20+)
+	node --test web/tests/
+
 .PHONY: format
 format: install ## apply ruff's fixes and formatting
 	$(UV) run --frozen ruff check --fix .

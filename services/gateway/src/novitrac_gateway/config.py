@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator
@@ -34,6 +35,12 @@ class Settings(ServiceSettings):
         ws_send_queue: messages that may wait for a socket before it is dropped as too slow.
         ws_resume_window_minutes: how far back a reconnecting socket may resume, keeping at
             most ``ws_resume_buffer`` events per organisation.
+        dashboard_dir: the directory of the web dashboard's static files, served at ``/``
+            (``GATEWAY_DASHBOARD_DIR``). None (the default) looks for ``web/index.html`` in the
+            folders above the installed package: the repository's ``web/`` in a source checkout,
+            ``/app/web`` in the images the repository's Dockerfile builds (a container that puts
+            the files elsewhere sets ``GATEWAY_DASHBOARD_DIR=/that/dir``). Without a directory
+            holding ``index.html`` the gateway serves no dashboard (404).
     """
 
     model_config = SettingsConfigDict(
@@ -81,6 +88,8 @@ class Settings(ServiceSettings):
     ws_send_queue: int = Field(256, ge=1)
     ws_resume_window_minutes: float = Field(5.0, ge=0)
     ws_resume_buffer: int = Field(1000, ge=0)
+
+    dashboard_dir: Path | None = None
 
     @field_validator("cors_origins", mode="before")
     @classmethod

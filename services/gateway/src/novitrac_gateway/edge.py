@@ -27,6 +27,14 @@ DOCS_CSP = (
     b"style-src https://cdn.jsdelivr.net; img-src data: https://fastapi.tiangolo.com; "
     b"connect-src 'self'; frame-ancestors 'none'"
 )
+# The dashboard (web/): its own scripts, styles and API only; nothing inline, no eval, no framing.
+# connect-src also names the page's own host over ws: and wss:, which some browsers do not count
+# as 'self' (the dashboard module adds them).
+DASHBOARD_CSP = (
+    b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    b"font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; "
+    b"frame-ancestors 'none'; connect-src 'self'"
+)
 
 CORS_ALLOWED_METHODS = b"GET, POST, PUT, PATCH, DELETE, OPTIONS"
 CORS_ALLOWED_HEADERS = b"authorization, content-type, x-api-key, x-request-id, traceparent"

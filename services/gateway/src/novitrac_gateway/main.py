@@ -6,14 +6,18 @@ from starlette.routing import Route
 
 from novitrac_gateway import openapi
 from novitrac_gateway.config import Settings
+from novitrac_gateway.dashboard import Dashboard
 from novitrac_gateway.live.endpoint import router as live_router
 from novitrac_gateway.proxy import Proxy, ProxyFirst
 from novitrac_gateway.state import gateway_of, lifespan
 from novitrac_kit.service import DevelopmentSite, Service
 
 # Requests under a service's prefix reach the proxy through ProxyFirst, before any routing; this
-# last route takes the rest that are not the gateway's own, for the proxy's 404 and preflights.
-proxy_router = APIRouter(routes=[Route("/{path:path}", endpoint=Proxy(), include_in_schema=False)])
+# last route takes the rest that are not the gateway's own: the dashboard's files and pages for
+# GET and HEAD, the proxy's 404 and preflights for the others.
+proxy_router = APIRouter(
+    routes=[Route("/{path:path}", endpoint=Dashboard(Proxy()), include_in_schema=False)]
+)
 
 # Where each service listens by default; development mode moves them all by its port offset.
 SERVICE_PORTS = {

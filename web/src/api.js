@@ -1,0 +1,368 @@
+// The REST client: JSON in and out, the access token on every call, one refresh (rotating the
+// refresh token) when a call answers 401, and the platform's error bodies as ApiError.
+
+/**
+ * @typedef {{access_token: string, refresh_token: string, expires_in: number,
+ *   refresh_expires_in?: number, user_id?: string, org_id?: string, role?: string}} TokenPair
+ * @typedef {{access: string, refresh: string, expiresAt: number, orgId?: string, userId?: string,
+ *   role?: string}} Session
+ * @typedef {{ get(): Session | null, set(session: Session | null): void }} TokenStore
+ * @typedef {{field: string, message: string}} FieldError
+ * @typedef {{method?: string, body?: unknown, query?: Record<string, unknown>, auth?: boolean,
+ *   signal?: AbortSignal}} RequestOptions
+ */
+
+/** An answer other than 2xx, or no answer at all (status 0). */
+export class ApiError extends Error {
+  /**
+   * @param {number} status
+   * @param {string} code
+   * @param {string} message
+   * @param {{fields?: FieldError[], requestId?: string | null, retryAfter?: number | null}} [extra]
+   */
+  constructor(status, code, message, extra = {}) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+    /** @type {FieldError[]} */
+    this.fields = extra.fields ?? [];
+    this.requestId = extra.requestId ?? null;
+    this.retryAfter = extra.retryAfter ?? null;
+  }
+}
+
+const FALLBACK_MESSAGES = /** @type {Record<number, string>} */ ({
+  400: 'The request was not understood.',
+  401: 'Please log in again.',
+  402: 'Your balance is too low for this. Top up to continue.',
+  403: 'You do not have permission to do this.',
+  404: 'Not found.',
+  409: 'This conflicts with the current state; reload and try again.',
+  413: 'That is too large.',
+  422: 'Some fields are not valid.',
+  429: 'Too many requests; wait a moment and try again.',
+  502: 'A service failed to answer. Try again.',
+  503: 'The service is unavailable. Try again shortly.',
+  504: 'The service took too long to answer. Try again.',
+});
+
+/**
+ * Turn an error answer's body into an ApiError. Understands `{"error": {"code", "message"}}`
+ * (the platform's), `{"detail": [...]}` (validation errors naming fields), `{"detail": "..."}`,
+ * and problem documents (`title`, `detail`).
+ * @param {number} status
+ * @param {unknown} body parsed JSON, or the text when it was not JSON, or null
+ * @param {{requestId?: string | null, retryAfter?: number | null}} [extra]
+ * @returns {ApiError}
+ */
+export function errorFromBody(status, body, extra = {}) {
+  const fallback = FALLBACK_MESSAGES[status] ?? `The request failed (HTTP ${status}).`;
+  if (body && typeof body === 'object') {
+    const data = /** @type {Record<string, any>} */ (body);
+    if (data.error && typeof data.error === 'object') {
+      return new ApiError(status, String(data.error.code ?? 'error'), String(data.error.message || fallback), extra);
+    }
+    if (Array.isArray(data.detail)) {
+      const fields = data.detail.map(fieldError);
+      const message = fields.map((f) => (f.field ? `${f.field}: ${f.message}` : f.message)).join('; ') || fallback;
+      return new ApiError(status, 'validation_error', message, { ...extra, fields });
+    }
+    if (typeof data.detail === 'string' || typeof data.title === 'string') {
+      const message = [data.title, data.detail].filter((part) => typeof part === 'string' && part).join(': ');
+      return new ApiError(status, String(data.code ?? data.type ?? 'error'), message || fallback, extra);
+    }
+  }
+  if (typeof body === 'string' && body.trim() && body.length < 300 && !body.trim().startsWith('<')) {
+    return new ApiError(status, 'error', body.trim(), extra);
+  }
+  return new ApiError(status, 'error', fallback, extra);
+}
+
+/**
+ * @param {any} item one entry of a 422's `detail`
+ * @returns {FieldError}
+ */
+function fieldError(item) {
+  const location = Array.isArray(item?.loc) ? item.loc : [];
+  const path = location[0] === 'body' || location[0] === 'query' || location[0] === 'path' ? location.slice(1) : location;
+  let field = '';
+  for (const part of path) field += typeof part === 'number' ? `[${part}]` : field ? `.${part}` : String(part);
+  return { field, message: String(item?.msg ?? 'is not valid') };
+}
+
+/**
+ * A query string from an object, leaving out empty values.
+ * @param {Record<string, unknown> | undefined} query
+ */
+export function queryString(query) {
+  if (!query) return '';
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) {
+    if (value === undefined || value === null || value === '') continue;
+    params.append(key, String(value));
+  }
+  const text = params.toString();
+  return text ? `?${text}` : '';
+}
+
+/**
+ * A session from a token pair.
+ * @param {TokenPair} pair
+ * @param {number} now epoch milliseconds
+ * @returns {Session}
+ */
+export function sessionFromPair(pair, now) {
+  return {
+    access: pair.access_token,
+    refresh: pair.refresh_token,
+    expiresAt: now + pair.expires_in * 1000,
+    orgId: pair.org_id,
+    userId: pair.user_id,
+    role: pair.role,
+  };
+}
+
+/** Tokens kept in localStorage, so that every tab shares one session. */
+export class StorageTokenStore {
+  /** @param {Storage} storage @param {string} [key] */
+  constructor(storage, key = 'novitrac.session') {
+    this.storage = storage;
+    this.key = key;
+  }
+
+  /** @returns {Session | null} */
+  get() {
+    try {
+      const text = this.storage.getItem(this.key);
+      return text ? JSON.parse(text) : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** @param {Session | null} session */
+  set(session) {
+    if (session) this.storage.setItem(this.key, JSON.stringify(session));
+    else this.storage.removeItem(this.key);
+  }
+}
+
+/** Tokens in memory (tests, or a browser without storage). */
+export class MemoryTokenStore {
+  /** @param {Session | null} [session] */
+  constructor(session = null) {
+    /** @type {Session | null} */
+    this.session = session;
+  }
+
+  get() {
+    return this.session;
+  }
+
+  /** @param {Session | null} session */
+  set(session) {
+    this.session = session;
+  }
+}
+
+/**
+ * @typedef {object} ApiOptions
+ * @property {typeof fetch} fetch
+ * @property {TokenStore} tokens
+ * @property {string} [baseUrl] `''` for the page's own origin
+ * @property {() => number} [now]
+ * @property {(name: string, task: () => Promise<unknown>) => Promise<unknown>} [lock]
+ *   runs `task` alone across the browser's tabs (navigator.locks), so two tabs never spend the
+ *   same refresh token (which would revoke the session)
+ * @property {() => void} [onSessionEnded] the session is gone (logged out, or refresh refused)
+ */
+
+export class Api {
+  /** @param {ApiOptions} options */
+  constructor(options) {
+    this.fetchImpl = options.fetch;
+    this.tokens = options.tokens;
+    this.baseUrl = options.baseUrl ?? '';
+    this.now = options.now ?? (() => Date.now());
+    this.lock = options.lock ?? ((_name, task) => task());
+    this.onSessionEnded = options.onSessionEnded ?? (() => {});
+    /** @type {Promise<Session | null> | null} */
+    this.refreshing = null;
+  }
+
+  /** Whether there is a session (it may still turn out to be expired). */
+  get signedIn() {
+    return this.tokens.get() !== null;
+  }
+
+  /**
+   * Call the API. Resolves with the parsed JSON body (null for 204); rejects with ApiError.
+   * @param {string} path `/v1/...`
+   * @param {RequestOptions} [options]
+   * @returns {Promise<any>}
+   */
+  async request(path, options = {}) {
+    const auth = options.auth ?? true;
+    let session = auth ? this.tokens.get() : null;
+    if (auth && session && session.expiresAt - this.now() < 10_000) session = await this.refresh(session);
+    let response = await this.send(path, options, session);
+    if (response.status === 401 && auth && session) {
+      const renewed = await this.refresh(session);
+      if (!renewed) throw await this.failure(response);
+      response = await this.send(path, options, renewed);
+      if (response.status === 401) {
+        this.endSession();
+      }
+    }
+    if (!response.ok) throw await this.failure(response);
+    if (response.status === 204) return null;
+    const text = await response.text();
+    if (!text) return null;
+    try {
+      return JSON.parse(text);
+    } catch {
+      return text;
+    }
+  }
+
+  /** @param {string} path @param {RequestOptions} [options] */
+  get(path, options = {}) {
+    return this.request(path, { ...options, method: 'GET' });
+  }
+
+  /** @param {string} path @param {unknown} [body] @param {RequestOptions} [options] */
+  post(path, body, options = {}) {
+    return this.request(path, { ...options, method: 'POST', body });
+  }
+
+  /** @param {string} path @param {unknown} body */
+  patch(path, body) {
+    return this.request(path, { method: 'PATCH', body });
+  }
+
+  /** @param {string} path @param {unknown} body */
+  put(path, body) {
+    return this.request(path, { method: 'PUT', body });
+  }
+
+  /** @param {string} path */
+  delete(path) {
+    return this.request(path, { method: 'DELETE' });
+  }
+
+  /**
+   * @param {string} path
+   * @param {RequestOptions} options
+   * @param {Session | null} session
+   * @returns {Promise<Response>}
+   */
+  async send(path, options, session) {
+    /** @type {Record<string, string>} */
+    const headers = { accept: 'application/json' };
+    if (options.body !== undefined) headers['content-type'] = 'application/json';
+    if (session) headers.authorization = `Bearer ${session.access}`;
+    try {
+      return await this.fetchImpl(this.baseUrl + path + queryString(options.query), {
+        method: options.method ?? 'GET',
+        headers,
+        body: options.body === undefined ? undefined : JSON.stringify(options.body),
+        signal: options.signal,
+        credentials: 'omit',
+      });
+    } catch (error) {
+      if (/** @type {any} */ (error)?.name === 'AbortError') throw error;
+      throw new ApiError(0, 'network', 'Cannot reach Novitrac. Check your connection and try again.');
+    }
+  }
+
+  /** @param {Response} response */
+  async failure(response) {
+    const text = await response.text().catch(() => '');
+    let body = /** @type {unknown} */ (text || null);
+    try {
+      body = text ? JSON.parse(text) : null;
+    } catch {
+      // Not JSON: keep the text.
+    }
+    const retry = response.headers.get('retry-after');
+    return errorFromBody(response.status, body, {
+      requestId: response.headers.get('x-request-id'),
+      retryAfter: retry && /^\d+$/.test(retry) ? Number(retry) : null,
+    });
+  }
+
+  /**
+   * A new access token for `stale` (the session whose token was refused or is expiring). Calls
+   * made together share one refresh; a refresh another tab made meanwhile is used as it is.
+   * @param {Session} stale
+   * @returns {Promise<Session | null>}
+   */
+  refresh(stale) {
+    if (!this.refreshing) {
+      this.refreshing = /** @type {Promise<Session | null>} */ (
+        this.lock('novitrac-refresh', () => this.refreshNow(stale))
+      ).finally(() => {
+        this.refreshing = null;
+      });
+    }
+    return this.refreshing;
+  }
+
+  /** @param {Session} stale */
+  async refreshNow(stale) {
+    const current = this.tokens.get();
+    if (!current) return null;
+    if (current.refresh !== stale.refresh || current.access !== stale.access) {
+      // Another tab (or call) has refreshed already.
+      if (current.expiresAt - this.now() > 10_000) return current;
+    }
+    let response;
+    try {
+      response = await this.send('/v1/auth/refresh', { method: 'POST', body: { refresh_token: current.refresh } }, null);
+    } catch {
+      return null; // Offline: keep the session, the call fails with its own error.
+    }
+    if (!response.ok) {
+      if (response.status === 400 || response.status === 401 || response.status === 403) this.endSession();
+      return null;
+    }
+    const session = sessionFromPair(await response.json(), this.now());
+    this.tokens.set(session);
+    return session;
+  }
+
+  /** An access token valid for a while yet (for the live socket), or null when signed out. */
+  async accessToken() {
+    const session = this.tokens.get();
+    if (!session) return null;
+    if (session.expiresAt - this.now() > 30_000) return session.access;
+    const renewed = await this.refresh(session);
+    return renewed ? renewed.access : null;
+  }
+
+  /**
+   * Start a session from a token pair (login, verify, switch, invitation).
+   * @param {TokenPair} pair
+   */
+  start(pair) {
+    const session = sessionFromPair(pair, this.now());
+    this.tokens.set(session);
+    return session;
+  }
+
+  /** Log out: revoke the refresh token (best effort) and forget the session. */
+  async logout() {
+    const session = this.tokens.get();
+    this.tokens.set(null);
+    if (session) {
+      await this.send('/v1/auth/logout', { method: 'POST', body: { refresh_token: session.refresh } }, null).catch(() => null);
+    }
+  }
+
+  endSession() {
+    if (this.tokens.get() === null) return;
+    this.tokens.set(null);
+    this.onSessionEnded();
+  }
+}
