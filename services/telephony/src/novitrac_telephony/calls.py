@@ -19,7 +19,7 @@ from novitrac_telephony import (
     accounts,
     agents,
     call_state,
-    contacts,
+    do_not_call,
     stream_tokens,
     twilio_adapter,
 )
@@ -84,7 +84,7 @@ async def place(
         number = await held_number(session, number_id=request.from_number_id, org_id=org_id)
         if not number.voice:
             raise Conflict(f"{number.phone_number} cannot make calls")
-        await contacts.refuse_if_do_not_call(session, org_id=org_id, number=request.to)
+        await do_not_call.refuse_if_do_not_call(session, org_id=org_id, number=request.to)
         await accounts.admit_call(session, org_id, reservation_timeout=settings.reservation_timeout)
         await session.execute(
             calls.insert().values(

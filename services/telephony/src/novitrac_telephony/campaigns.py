@@ -51,7 +51,16 @@ from novitrac_kit import outbox as outbox_events
 from novitrac_kit.db import transaction
 from novitrac_kit.errors import Conflict, DomainError, NotFound, TooManyRequests
 from novitrac_kit.periodic import Periodic
-from novitrac_telephony import agents, call_state, calls, contacts, live, pagination, recipients
+from novitrac_telephony import (
+    agents,
+    call_state,
+    calls,
+    contacts,
+    do_not_call,
+    live,
+    pagination,
+    recipients,
+)
 from novitrac_telephony.accounts import may_call
 from novitrac_telephony.db import accounts, campaign_recipients, campaigns, outbox
 from novitrac_telephony.db import calls as calls_table
@@ -161,7 +170,7 @@ async def create(session: AsyncSession, *, org_id: UUID, request: CampaignIn) ->
         tags=request.tags,
         limit=MAX_RECIPIENTS,
     )
-    opted_out = await contacts.on_do_not_call(
+    opted_out = await do_not_call.on_do_not_call(
         session, org_id=org_id, numbers=(recipient.to for recipient in resolved)
     )
     campaign_id = uuid.uuid4()
@@ -744,7 +753,7 @@ async def _dial(telephony: Telephony, campaign: Row[Any], recipient: Row[Any]) -
     except (ProviderRefused, ProviderFailed) as refusal:
         await _count_refused_attempt(telephony, campaign, recipient, str(refusal))
         return
-    except contacts.DoNotCall:
+    except do_not_call.DoNotCall:
         # Opted out between the claim and the call: never dialed.
         await _skip(telephony, recipient)
         return

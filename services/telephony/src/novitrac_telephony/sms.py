@@ -16,7 +16,7 @@ from novitrac_contracts.envelope import Envelope
 from novitrac_contracts.telephony import SmsReceived, SmsSent
 from novitrac_kit import outbox as outbox_events
 from novitrac_kit.errors import Conflict
-from novitrac_telephony import accounts, contacts
+from novitrac_telephony import accounts, do_not_call
 from novitrac_telephony.calls import held_number
 from novitrac_telephony.db import outbox, phone_numbers, sms_messages
 from novitrac_telephony.deps import Telephony
@@ -117,7 +117,7 @@ async def receive(
     )
     if stored.first() is None:
         return
-    await contacts.apply_sms_keyword(session, org_id=number.org_id, sender=sender, body=body)
+    await do_not_call.apply_sms_keyword(session, org_id=number.org_id, sender=sender, body=body)
     try:
         event = SmsReceived(
             message_id=message_id,

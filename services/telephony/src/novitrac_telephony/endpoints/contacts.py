@@ -12,7 +12,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 
 from novitrac_kit.errors import NotFound
 from novitrac_kit.runtime import IdentityDep, SessionDep, WriterDep
-from novitrac_telephony import contacts
+from novitrac_telephony import contact_import, contacts, do_not_call
 from novitrac_telephony.contact_schemas import (
     E164,
     TEXT,
@@ -57,7 +57,7 @@ async def import_contacts(
     ``all_or_nothing``, any invalid row refuses the whole import (422, each named by index,
     ``rows.3`` or ``csv.3``) and nothing changes.
     """
-    return await contacts.import_contacts(session, org_id=identity.org_id, request=body)
+    return await contact_import.import_contacts(session, org_id=identity.org_id, request=body)
 
 
 @router.get("", response_model=Page[ContactOut], responses=errors(*AUTHENTICATED))
@@ -140,7 +140,7 @@ async def list_do_not_call(
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
 ) -> Page[DoNotCallOut]:
     """The organisation's do-not-call list (contacts opted out and other numbers), by number."""
-    return await contacts.list_do_not_call(
+    return await do_not_call.list_do_not_call(
         session, org_id=identity.org_id, cursor=cursor, limit=limit
     )
 
@@ -158,14 +158,14 @@ async def add_do_not_call(
 
     A number already on the list keeps its entry (when and why it was first opted out).
     """
-    await contacts.opt_out(
+    await do_not_call.opt_out(
         session,
         org_id=identity.org_id,
         phone_number=body.phone_number,
         reason=body.reason,
         source=DoNotCallSource.API,
     )
-    return await contacts.do_not_call_entry(
+    return await do_not_call.do_not_call_entry(
         session, org_id=identity.org_id, phone_number=body.phone_number
     )
 
@@ -177,7 +177,7 @@ async def get_do_not_call(
     phone_number: PhonePath, identity: IdentityDep, session: SessionDep
 ) -> DoNotCallOut:
     """The number's entry on the list (404 when it may be called)."""
-    return await contacts.do_not_call_entry(
+    return await do_not_call.do_not_call_entry(
         session, org_id=identity.org_id, phone_number=_phone(phone_number)
     )
 
@@ -193,6 +193,6 @@ async def remove_do_not_call(
 ) -> Response:
     """Take the number off the list (404 when it was not on it): it may be called again."""
     number = _phone(phone_number)
-    if not await contacts.opt_in(session, org_id=identity.org_id, phone_number=number):
+    if not await do_not_call.opt_in(session, org_id=identity.org_id, phone_number=number):
         raise NotFound(f"{number} is not on the do-not-call list")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
