@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from novitrac_gateway.edge import DOCS_CSP
+
 from .conftest import PlatformFactory
 
 
@@ -97,7 +99,8 @@ async def test_two_services_make_one_document(make_platform: PlatformFactory) ->
     assert "/v1/ws" in merged["info"]["description"]
 
     assert docs.status_code == 200
-    assert "openapi.json" in docs.text
+    assert "url: '/v1/openapi.json'" in docs.text, "the gateway's page, on the gathered document"
+    assert docs.headers["content-security-policy"] == DOCS_CSP.decode()
 
 
 async def test_a_service_down_leaves_the_others(make_platform: PlatformFactory) -> None:

@@ -122,7 +122,9 @@ def create_app(
             yield
         logger.info("service.stopped", extra={"service": service.name})
 
-    app = FastAPI(title=service.title, lifespan=lifespan)
+    # /openapi.json is what the gateway gathers into the public document; the browsable pages are
+    # the gateway's own (/docs, under its CSP), not one per service that would shadow it.
+    app = FastAPI(title=service.title, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.draining = False
 
     async def database_ready() -> bool:
