@@ -565,6 +565,11 @@ async def test_campaigns_are_listed_per_organisation_and_hidden_from_others(
 
     assert [c["id"] for c in newest_first.json()["items"]] == [second_id]
     assert [c["id"] for c in following.json()["items"]] == [first_id]
+    # Each listed with its counts, so a list of campaigns shows their progress at once.
+    [listed_second] = newest_first.json()["items"]
+    assert (listed_second["recipients"], listed_second["counts"]["canceled"]) == (1, 1)
+    [listed_first] = following.json()["items"]
+    assert (listed_first["recipients"], listed_first["counts"]["pending"]) == (30, 30)
     assert following.json()["next_cursor"] is None
     assert [c["id"] for c in drafts.json()["items"]] == [first_id]
     assert [r["position"] for r in page.json()["items"]] == list(range(10))

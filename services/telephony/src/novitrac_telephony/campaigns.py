@@ -318,14 +318,17 @@ async def list_campaigns(
     status: CampaignStatus | None,
     cursor: str | None,
     limit: int,
-) -> Page[CampaignOut]:
-    """One page of the organisation's campaigns, newest first."""
+) -> Page[CampaignDetail]:
+    """One page of the organisation's campaigns, newest first, each with its counts."""
     query = select(campaigns).where(campaigns.c.org_id == org_id)
     if status is not None:
         query = query.where(campaigns.c.status == status.value)
     rows = list((await session.execute(pagination.page(query, campaigns, cursor, limit))).all())
     items, next_cursor = pagination.split(rows, limit)
-    return Page[CampaignOut](items=[campaign_out(row) for row in items], next_cursor=next_cursor)
+    counted = await _counted(session, [row.id for row in items])
+    return Page[CampaignDetail](
+        items=[_detail(row, *counted[row.id]) for row in items], next_cursor=next_cursor
+    )
 
 
 async def campaign_detail(
@@ -339,23 +342,38 @@ async def campaign_detail(
     ).first()
     if row is None:
         raise NotFound(f"campaign {campaign_id} not found")
-    grouped = (
-        await session.execute(
-            select(
-                campaign_recipients.c.status,
-                campaign_recipients.c.last_outcome,
-                func.count(),
-            )
-            .where(campaign_recipients.c.campaign_id == campaign_id)
-            .group_by(campaign_recipients.c.status, campaign_recipients.c.last_outcome)
-        )
-    ).all()
-    counts = dict.fromkeys(RecipientStatus, 0)
-    outcomes = dict.fromkeys(RecipientOutcome, 0)
-    for status, outcome, count in grouped:
+    counted = await _counted(session, [campaign_id])
+    return _detail(row, *counted[campaign_id])
+
+
+_Counts = tuple[dict[RecipientStatus, int], dict[RecipientOutcome, int]]
+
+
+async def _counted(session: AsyncSession, campaign_ids: list[UUID]) -> dict[UUID, _Counts]:
+    """Each campaign's recipients by status and by last outcome, in one statement."""
+    counted: dict[UUID, _Counts] = {
+        campaign_id: (dict.fromkeys(RecipientStatus, 0), dict.fromkeys(RecipientOutcome, 0))
+        for campaign_id in campaign_ids
+    }
+    if not campaign_ids:
+        return counted
+    recipient = campaign_recipients.c
+    grouped = await session.execute(
+        select(recipient.campaign_id, recipient.status, recipient.last_outcome, func.count())
+        .where(recipient.campaign_id.in_(campaign_ids))
+        .group_by(recipient.campaign_id, recipient.status, recipient.last_outcome)
+    )
+    for campaign_id, status, outcome, count in grouped.all():
+        counts, outcomes = counted[campaign_id]
         counts[RecipientStatus(status)] += count
         if outcome is not None:
             outcomes[RecipientOutcome(outcome)] += count
+    return counted
+
+
+def _detail(
+    row: Row[Any], counts: dict[RecipientStatus, int], outcomes: dict[RecipientOutcome, int]
+) -> CampaignDetail:
     return CampaignDetail(
         **campaign_out(row).model_dump(),
         recipients=sum(counts.values()),

@@ -15,7 +15,6 @@ from novitrac_telephony.live import publish_later
 from novitrac_telephony.schemas import (
     CampaignDetail,
     CampaignIn,
-    CampaignOut,
     CampaignStatus,
     Page,
     RecipientOut,
@@ -45,15 +44,15 @@ async def create_campaign(
     return await campaigns.campaign_detail(session, campaign_id=campaign_id, org_id=identity.org_id)
 
 
-@router.get("", response_model=Page[CampaignOut], responses=errors(*AUTHENTICATED))
+@router.get("", response_model=Page[CampaignDetail], responses=errors(*AUTHENTICATED))
 async def list_campaigns(
     identity: IdentityDep,
     session: SessionDep,
     status_: Annotated[CampaignStatus | None, Query(alias="status")] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
-) -> Page[CampaignOut]:
-    """The organisation's campaigns, newest first."""
+) -> Page[CampaignDetail]:
+    """The organisation's campaigns, newest first, each with its recipients counted."""
     return await campaigns.list_campaigns(
         session, org_id=identity.org_id, status=status_, cursor=cursor, limit=limit
     )
