@@ -190,9 +190,11 @@ async def test_calls_are_listed_newest_first_with_filters_and_cursors(platform: 
     agent_id = await platform.agent(org)
     number = await platform.number(org)
     placed = []
-    for outcome in ("busy", "failed", "busy"):
+    callees = ("+14155550101", "+14155550102", "+14155550101")
+    for outcome, to in zip(("busy", "failed", "busy"), callees, strict=True):
         await platform.sandbox.twilio.set_next_outcome(outcome, ring_seconds=0.05)
-        call_id = (await platform.place(org, agent_id=agent_id, number=number)).json()["id"]
+        placing = await platform.place(org, agent_id=agent_id, number=number, to=to)
+        call_id = placing.json()["id"]
         await platform.wait_for_status(org, call_id)
         placed.append(call_id)
 
@@ -211,6 +213,15 @@ async def test_calls_are_listed_newest_first_with_filters_and_cursors(platform: 
         "/v1/calls?created_after=2100-01-01T00:00:00Z", headers=org.headers
     )
     bad_cursor = await platform.http.get("/v1/calls?cursor=nonsense", headers=org.headers)
+    with_callee = await platform.http.get(
+        "/v1/calls", params={"number": "+14155550101"}, headers=org.headers
+    )
+    with_our_number = await platform.http.get(
+        "/v1/calls", params={"number": number["phone_number"]}, headers=org.headers
+    )
+    bad_number = await platform.http.get(
+        "/v1/calls", params={"number": "4155550101"}, headers=org.headers
+    )
 
     ids = [c["id"] for c in first.json()["items"] + second.json()["items"]]
     assert ids == list(reversed(placed))
@@ -219,3 +230,7 @@ async def test_calls_are_listed_newest_first_with_filters_and_cursors(platform: 
     assert len(by_number.json()["items"]) == 3
     assert future.json()["items"] == []
     assert bad_cursor.status_code == 422
+    assert [c["id"] for c in with_callee.json()["items"]] == [placed[2], placed[0]]
+    assert len(with_our_number.json()["items"]) == 3, "the caller's side counts too"
+    assert bad_number.status_code == 422
+    assert bad_number.json()["detail"][0]["loc"] == ["query", "number"]

@@ -136,6 +136,8 @@ calls = Table(
         comment="When the call's status was last asked of Twilio, its callbacks having gone quiet.",
     ),
     Index("ix_calls_org_created", "org_id", "created_at", "id"),
+    Index("ix_calls_org_to_number", "org_id", "to_number", "created_at"),
+    Index("ix_calls_org_from_number", "org_id", "from_number", "created_at"),
     Index(
         "ix_calls_active",
         "org_id",

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from novitrac_contracts.telephony import CallDirection, CallStatus
@@ -57,6 +57,7 @@ async def list_calls(
     direction: CallDirection | None,
     agent_id: UUID | None,
     phone_number_id: UUID | None,
+    number: str | None,
     created_after: datetime | None,
     created_before: datetime | None,
     cursor: str | None,
@@ -72,6 +73,8 @@ async def list_calls(
         query = query.where(calls.c.agent_id == agent_id)
     if phone_number_id is not None:
         query = query.where(calls.c.phone_number_id == phone_number_id)
+    if number is not None:
+        query = query.where(or_(calls.c.to_number == number, calls.c.from_number == number))
     if created_after is not None:
         query = query.where(calls.c.created_at >= created_after)
     if created_before is not None:

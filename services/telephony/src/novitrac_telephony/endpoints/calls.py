@@ -8,6 +8,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, BackgroundTasks, Query, status
 
+from novitrac_contracts.common import PhoneNumber
 from novitrac_contracts.telephony import CallDirection, CallStatus
 from novitrac_kit.db import transaction
 from novitrac_kit.runtime import IdentityDep, SessionDep, WriterDep
@@ -50,6 +51,10 @@ async def list_calls(
     direction: CallDirection | None = None,
     agent_id: UUID | None = None,
     phone_number_id: UUID | None = None,
+    number: Annotated[
+        PhoneNumber | None,
+        Query(description="Only calls to or from this number (E.164): a contact's history."),
+    ] = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
@@ -63,6 +68,7 @@ async def list_calls(
         direction=direction,
         agent_id=agent_id,
         phone_number_id=phone_number_id,
+        number=number,
         created_after=created_after,
         created_before=created_before,
         cursor=cursor,
