@@ -90,6 +90,7 @@ def test_migrate_then_run_one_service_against_postgres_and_rabbitmq(
             NOVITRAC_DATABASE_URL=plain_url,
             NOVITRAC_AMQP_URL=amqp_url,
             NOVITRAC_INTERNAL_TOKEN=INTERNAL_TOKEN,
+            NOTIFICATIONS_SECRET_ENCRYPTION_KEY="test-only-secret-encryption-key",
         ),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -6,6 +6,7 @@ what the API answers, what gets dialed, what a STOP text changes.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -215,7 +216,11 @@ async def test_contacts_are_created_read_searched_changed_and_deleted_within_the
     assert [c["name"] for c in await listed(platform, org)] == ["Ada Lovelace", "Alan Turing"]
 
 
-async def test_an_import_upserts_by_number_and_reports_every_row(platform: Platform) -> None:
+async def test_an_import_upserts_by_number_and_reports_every_row(
+    platform: Platform, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As production logs: at INFO, where the import's own log line is made.
+    caplog.set_level(logging.INFO, logger="novitrac_telephony")
     org = await platform.org()
     stranger = await platform.org()
     known, fresh, second, blocked = numbers(4)

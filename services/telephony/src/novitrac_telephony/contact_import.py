@@ -305,9 +305,9 @@ async def import_contacts(
         "contacts.imported",
         extra={
             "org_id": str(org_id),
-            "created": report.created,
-            "updated": report.updated,
-            "invalid": report.invalid,
+            "contacts_created": report.created,
+            "contacts_updated": report.updated,
+            "rows_invalid": report.invalid,
         },
     )
     return report
