@@ -92,15 +92,18 @@ function fieldError(item) {
 }
 
 /**
- * A query string from an object, leaving out empty values.
+ * A query string from an object, leaving out empty values; an array repeats its key
+ * (`{tag: ['a', 'b']}` → `?tag=a&tag=b`).
  * @param {Record<string, unknown> | undefined} query
  */
 export function queryString(query) {
   if (!query) return '';
   const params = new URLSearchParams();
   for (const [key, value] of Object.entries(query)) {
-    if (value === undefined || value === null || value === '') continue;
-    params.append(key, String(value));
+    for (const item of Array.isArray(value) ? value : [value]) {
+      if (item === undefined || item === null || item === '') continue;
+      params.append(key, String(item));
+    }
   }
   const text = params.toString();
   return text ? `?${text}` : '';

@@ -10,6 +10,7 @@ import * as calls from './views/calls.js';
 import * as agents from './views/agents.js';
 import * as numbers from './views/numbers.js';
 import * as campaigns from './views/campaigns.js';
+import * as contacts from './views/contacts.js';
 import * as billing from './views/billing.js';
 import * as settings from './views/settings.js';
 import * as notifications from './views/notifications.js';
@@ -58,6 +59,11 @@ const routes = [
   { path: '/campaigns', screen: campaigns.list, title: 'Campaigns', section: 'campaigns' },
   { path: '/campaigns/new', screen: campaigns.create, title: 'New campaign', section: 'campaigns' },
   { path: '/campaigns/:id', screen: campaigns.detail, title: 'Campaign', section: 'campaigns' },
+  { path: '/contacts', screen: contacts.list, title: 'Contacts', section: 'contacts' },
+  { path: '/contacts/new', screen: contacts.edit, title: 'New contact', section: 'contacts' },
+  { path: '/contacts/import', screen: contacts.importContacts, title: 'Import contacts', section: 'contacts' },
+  { path: '/contacts/:id', screen: contacts.edit, title: 'Contact', section: 'contacts' },
+  { path: '/do-not-call', screen: contacts.doNotCall, title: 'Do-not-call list', section: 'contacts' },
   { path: '/billing', screen: billing.overview, title: 'Billing', section: 'billing' },
   { path: '/billing/top-up', screen: billing.overview, title: 'Billing', section: 'billing' },
   { path: '/billing/plan', screen: billing.overview, title: 'Billing', section: 'billing' },
@@ -77,6 +83,7 @@ const SECTIONS = [
   ['agents', 'Agents', '/agents'],
   ['numbers', 'Numbers', '/numbers'],
   ['campaigns', 'Campaigns', '/campaigns'],
+  ['contacts', 'Contacts', '/contacts'],
   ['billing', 'Billing', '/billing'],
   ['settings', 'Settings', '/settings'],
 ];

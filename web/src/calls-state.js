@@ -14,7 +14,8 @@
  *   started_at?: string | null, ended_at?: string | null, duration_s?: number | null,
  *   answered_by?: string | null, ended_reason?: string | null, sequence?: number,
  *   status_history?: StatusChange[], transcript?: Transcript | null, cost?: Cost | null,
- *   variables?: Record<string, string>, recording_url?: string | null}} Call
+ *   variables?: Record<string, string>, recording_url?: string | null,
+ *   contact?: {id: string, name: string | null} | null}} Call
  * @typedef {{status?: string, direction?: string, agent_id?: string, phone_number_id?: string,
  *   created_after?: string, created_before?: string}} CallFilters
  */

@@ -2,11 +2,13 @@
 
 /**
  * Split CSV text into rows of cells (RFC 4180: quoted cells may hold commas, quotes doubled,
- * and line breaks; CRLF or LF). Blank lines are skipped.
+ * and line breaks; CRLF or LF). Blank lines are skipped. The delimiter is a comma, or a
+ * semicolon or tab when the first line has no comma, unless `delimiter` is given.
  * @param {string} text
+ * @param {string} [delimiter]
  * @returns {string[][]}
  */
-export function parseCsv(text) {
+export function parseCsv(text, delimiter = detectDelimiter(text)) {
   /** @type {string[][]} */
   const rows = [];
   /** @type {string[]} */
@@ -14,7 +16,6 @@ export function parseCsv(text) {
   let cell = '';
   let quoted = false;
   let i = 0;
-  const delimiter = detectDelimiter(text);
   while (i < text.length) {
     const char = text[i];
     if (quoted) {

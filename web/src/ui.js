@@ -324,3 +324,25 @@ export function variablesEditor(legend, initial) {
     },
   };
 }
+
+/**
+ * A secret shown once, with a copy button.
+ * @param {string} label
+ * @param {string} secret
+ * @param {string} note
+ */
+export function secretBox(label, secret, note) {
+  const copy = h('button', { type: 'button' }, 'Copy');
+  copy.addEventListener('click', async () => {
+    try {
+      await navigator.clipboard.writeText(secret);
+      toast('Copied.');
+    } catch {
+      toast('Select the text and copy it.', 'error');
+    }
+  });
+  return h('div', { class: 'secret', role: 'status' },
+    h('p', null, h('strong', null, label)),
+    h('div', { class: 'inline' }, h('code', { class: 'secret-value' }, secret), copy),
+    h('p', { class: 'warning' }, note));
+}

@@ -174,4 +174,5 @@ test('queryString leaves out empty values and encodes the rest', () => {
   assert.equal(queryString({ a: 'x y', b: null, c: undefined, d: '', e: 0, f: false }), '?a=x+y&e=0&f=false');
   assert.equal(queryString({}), '');
   assert.equal(queryString(undefined), '');
+  assert.equal(queryString({ tag: ['vip', 'a b', ''], number: '+15551234567' }), '?tag=vip&tag=a+b&number=%2B15551234567');
 });

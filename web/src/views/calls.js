@@ -2,6 +2,7 @@
 // recording, hang up, transfer) and placing a call.
 
 import { h, replace } from '../dom.js';
+import { ApiError } from '../api.js';
 import { formatAgo, formatDateTime, formatDuration, formatMoney, formatStatus, dayBoundary } from '../format.js';
 import { applyToCall, applyToList, isFinal } from '../calls-state.js';
 import * as lookups from '../lookups.js';
@@ -15,6 +16,27 @@ import {
 const STATUSES = ['queued', 'ringing', 'in-progress', 'completed', 'busy', 'no-answer', 'failed', 'canceled'];
 const PAGE = 25;
 const FILTER_KEYS = ['status', 'direction', 'agent_id', 'phone_number_id', 'from', 'to'];
+
+/**
+ * The call's contact (its other party, when that number is a contact) as a link.
+ * @param {Call} call
+ */
+function contactLink(call) {
+  if (!call.contact) return '—';
+  return h('a', { href: `/contacts/${encodeURIComponent(call.contact.id)}` }, call.contact.name || 'Contact');
+}
+
+/**
+ * A call refused because its number is on the do-not-call list: what happened and what to do.
+ * @param {ApiError} error
+ * @param {string} number
+ */
+function doNotCallNotice(error, number) {
+  return h('div', { class: 'error-box', role: 'alert' },
+    h('p', null, h('strong', null, 'This number may not be called. '), error.message),
+    h('p', null, `${number} is on your organisation's do-not-call list, so nothing was dialed. If the person asked to be called again, take the number off `,
+      h('a', { href: '/do-not-call' }, 'the do-not-call list'), ' first.'));
+}
 
 /** @param {Context} ctx @param {View} view */
 export function list(ctx, view) {
@@ -103,6 +125,7 @@ export function list(ctx, view) {
       { title: 'Direction', cell: (c) => formatStatus(c.direction) },
       { title: 'From', cell: (c) => c.from_number ?? '—' },
       { title: 'To', cell: (c) => c.to_number ?? '—' },
+      { title: 'Contact', cell: (c) => contactLink(c) },
       { title: 'Agent', cell: (c) => (c.agent_id ? agentNames.get(c.agent_id) ?? 'Agent' : '—') },
       { title: 'Status', cell: (c) => [badge(c.status), fresh.has(c.id) ? h('span', { class: 'new-dot', title: 'New' }, 'new') : null] },
       { title: 'Duration', cell: (c) => formatDuration(c.duration_s), class: 'num' },
@@ -199,6 +222,7 @@ export function detail(ctx, view) {
       ['Direction', formatStatus(c.direction)],
       ['From', c.from_number ?? '—'],
       ['To', c.to_number ?? '—'],
+      ['Contact', contactLink(c)],
       ['Agent', c.agent_id ? h('a', { href: `/agents/${c.agent_id}` }, agent?.name ?? 'Open the agent') : '—'],
       ['Duration', duration],
       ['Answered by', formatStatus(c.answered_by)],
@@ -311,9 +335,11 @@ export function place(ctx, view) {
       help: 'Only synced agents can take calls.',
     });
     const fromDefault = numbers.find((n) => n.agent_id === first.id) ?? numbers[0];
+    const refused = h('div');
     const element = form({
       label: 'Place a call',
       fields: [
+        refused,
         agentField,
         field({ label: 'From number', name: 'from_number_id', type: 'select', required: true, value: fromDefault.id,
           options: numbers.map((n) => ({ value: n.id, label: lookups.numberLabel(n) })) }),
@@ -324,13 +350,23 @@ export function place(ctx, view) {
       ],
       submit: 'Call now',
       onSubmit: async (values) => {
-        const created = await ctx.api.post('/v1/calls', {
-          agent_id: values.agent_id,
-          from_number_id: values.from_number_id,
-          to: values.to.trim().replace(/[\s()-]/g, ''),
-          variables: variables.read(),
-          record: values.record,
-        });
+        const to = values.to.trim().replace(/[\s().-]/g, '');
+        replace(refused);
+        let created;
+        try {
+          created = await ctx.api.post('/v1/calls', {
+            agent_id: values.agent_id,
+            from_number_id: values.from_number_id,
+            to,
+            variables: variables.read(),
+            record: values.record,
+          });
+        } catch (error) {
+          if (!(error instanceof ApiError) || error.code !== 'do_not_call') throw error;
+          replace(refused, doNotCallNotice(error, to));
+          refused.scrollIntoView?.({ block: 'nearest' });
+          return;
+        }
         toast('Calling…');
         ctx.navigate(`/calls/${created.id}`);
       },

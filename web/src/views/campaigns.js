@@ -4,6 +4,7 @@
 import { h, replace } from '../dom.js';
 import { formatAgo, formatDateTime, formatStatus, formatSeconds } from '../format.js';
 import { parseRecipients } from '../csv.js';
+import { contactLabel, parseTags } from '../contacts.js';
 import * as lookups from '../lookups.js';
 import { actionButton, badge, details, empty, errorBox, field, form, header, loading, Pager, RESYNC, showError, table, toast } from '../ui.js';
 
@@ -59,6 +60,87 @@ function controls(ctx, campaign, box, done) {
     default:
       return [];
   }
+}
+
+/**
+ * A recipient's last outcome: a link to its last call, or why it was never called.
+ * @param {any} recipient
+ */
+export function outcome(recipient) {
+  if (recipient.last_outcome === 'skipped_do_not_call') {
+    return h('span', { class: 'badge badge-do-not-call', title: 'The number is on the do-not-call list: it was not dialed.' }, 'Skipped: do not call');
+  }
+  if (recipient.last_call_id) return h('a', { href: `/calls/${recipient.last_call_id}` }, formatStatus(recipient.last_outcome ?? 'in call'));
+  return formatStatus(recipient.last_outcome);
+}
+
+/**
+ * Contacts to call, picked by searching their name or number.
+ * @param {Context} ctx
+ * @param {View} view
+ * @returns {{element: HTMLElement, ids: () => string[]}}
+ */
+function contactPicker(ctx, view) {
+  /** @type {Map<string, any>} */
+  const chosen = new Map();
+  const search = h('input', { id: 'pick-contact', type: 'search', placeholder: 'Name or number', autocomplete: 'off', maxlength: 100 });
+  const results = h('ul', { class: 'plain picks', 'aria-live': 'polite' });
+  const picked = h('ul', { class: 'plain picked' });
+  let generation = 0;
+  /** @type {any} */
+  let typing = null;
+
+  function renderPicked() {
+    replace(picked, [...chosen.values()].map((contact) => h('li', null,
+      contactLabel(contact), ' ', h('span', { class: 'muted small' }, contact.phone_number),
+      contact.do_not_call ? h('span', { class: 'badge badge-do-not-call' }, 'Do not call') : null, ' ',
+      h('button', { type: 'button', class: 'small', 'aria-label': `Remove ${contactLabel(contact)}`, onclick: () => {
+        chosen.delete(contact.id);
+        renderPicked();
+      } }, 'Remove'))));
+  }
+
+  async function find() {
+    const mine = ++generation;
+    const text = search.value.trim();
+    if (!text) {
+      replace(results);
+      return;
+    }
+    try {
+      const page = await ctx.api.get('/v1/contacts', { query: { search: text, limit: 10 } });
+      if (!view.alive() || mine !== generation) return;
+      replace(results, page.items.length ? page.items.map((/** @type {any} */ contact) => h('li', null,
+        h('button', { type: 'button', class: 'small', disabled: chosen.has(contact.id), onclick: () => {
+          chosen.set(contact.id, contact);
+          renderPicked();
+          void find();
+        } }, 'Add'), ' ', contactLabel(contact), ' ', h('span', { class: 'muted small' }, contact.phone_number),
+        contact.do_not_call ? [' ', h('span', { class: 'badge badge-do-not-call', title: 'Will be skipped' }, 'Do not call')] : null))
+        : h('li', { class: 'muted small' }, 'No contact matches.'));
+    } catch (error) {
+      if (view.alive() && mine === generation) replace(results, h('li', { class: 'problems' }, error instanceof Error ? error.message : String(error)));
+    }
+  }
+  search.addEventListener('input', () => {
+    clearTimeout(typing);
+    typing = setTimeout(() => void find(), 250);
+  });
+  // Enter searches at once instead of submitting the campaign.
+  search.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter') {
+      event.preventDefault();
+      clearTimeout(typing);
+      void find();
+    }
+  });
+  view.onDispose(() => clearTimeout(typing));
+  return {
+    element: h('fieldset', { class: 'fieldset' }, h('legend', null, 'Contacts'),
+      h('div', { class: 'field' }, h('label', { for: 'pick-contact' }, 'Find a contact'), search), results,
+      h('p', { class: 'help' }, 'Picked contacts are called after the recipients above, with their own variables.'), picked),
+    ids: () => [...chosen.keys()],
+  };
 }
 
 /** @param {Context} ctx @param {View} view */
@@ -144,6 +226,7 @@ export function create(ctx, view) {
       return;
     }
     const preview = h('div', { class: 'csv-preview', 'aria-live': 'polite' });
+    const picker = contactPicker(ctx, view);
     const timezone = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
     const windowFields = h('fieldset', { class: 'fieldset' }, h('legend', null, 'Calling window (optional)'),
       h('div', { class: 'grid-3' },
@@ -158,10 +241,14 @@ export function create(ctx, view) {
         h('div', { class: 'grid-2' },
           field({ label: 'Agent', name: 'agent_id', type: 'select', required: true, options: agents.map((a) => ({ value: a.id, label: a.name })) }),
           field({ label: 'From number', name: 'from_number_id', type: 'select', required: true, options: numbers.map((n) => ({ value: n.id, label: lookups.numberLabel(n) })) })),
-        field({ label: 'Recipients (CSV)', name: 'csv', type: 'textarea', required: true, rows: 8,
+        h('p', { class: 'help' }, 'Who to call: numbers pasted as CSV, contacts picked by name, contacts with some tags, or any mix. A number given twice is called once; numbers on the do-not-call list are skipped.'),
+        field({ label: 'Recipients (CSV)', name: 'csv', type: 'textarea', rows: 8,
           placeholder: 'phone,first_name,appointment\n+15551234567,Ada,Tuesday 10:00\n+15557654321,Alan,Friday 15:30',
           help: 'One recipient a line: the phone number in international format first, then variables named by a header row.' }),
         preview,
+        picker.element,
+        field({ label: 'Contacts with any of these tags', name: 'tags', placeholder: 'vip, spring-promo',
+          help: 'Separated by commas (up to 20). Every contact with one of them is called, after the recipients above.' }),
         h('div', { class: 'grid-3' },
           field({ label: 'Calls at once', name: 'max_concurrent', type: 'number', min: 1, max: 100, placeholder: '5', help: 'Empty: 5, or your plan\'s limit if lower.' }),
           field({ label: 'Attempts per recipient', name: 'max_attempts', type: 'number', value: 2, min: 1, max: 5 }),
@@ -170,15 +257,21 @@ export function create(ctx, view) {
       ],
       submit: 'Create draft',
       onSubmit: async (values) => {
-        const parsed = parseRecipients(values.csv);
+        const parsed = values.csv.trim() ? parseRecipients(values.csv) : { recipients: [], problems: [] };
         if (parsed.problems.length) throw new Error(`Fix the recipients first: ${parsed.problems.slice(0, 3).map((p) => `line ${p.line}: ${p.message}`).join('; ')}`);
-        if (!parsed.recipients.length) throw new Error('Add at least one recipient.');
+        const { tags, invalid } = parseTags(values.tags);
+        if (invalid.length) throw new Error(`Not a tag: ${invalid.join(', ')} (40 characters at most).`);
+        if (tags.length > 20) throw new Error('At most 20 tags.');
+        const contactIds = picker.ids();
+        if (!parsed.recipients.length && !contactIds.length && !tags.length) throw new Error('Add someone to call: recipients, contacts or tags.');
         /** @type {Record<string, any>} */
         const body = {
           name: values.name.trim(),
           agent_id: values.agent_id,
           from_number_id: values.from_number_id,
           recipients: parsed.recipients,
+          contact_ids: contactIds,
+          tags,
           max_concurrent: values.max_concurrent ? Number(values.max_concurrent) : null,
           max_attempts: Number(values.max_attempts),
           retry_delay_s: Number(values.retry_delay_s),
@@ -248,11 +341,14 @@ export function detail(ctx, view) {
       pager.reset();
     }));
     const counts = Object.entries(c.counts ?? {}).filter(([, n]) => n > 0);
-    const outcomes = Object.entries(c.outcomes ?? {}).filter(([, n]) => n > 0);
+    const outcomes = Object.entries(c.outcomes ?? {}).filter(([k, n]) => n > 0 && k !== 'skipped_do_not_call');
     replace(summary, details([
       ['Status', [badge(c.status), c.pause_reason ? ` paused: ${formatStatus(c.pause_reason)}` : '']],
       ['Progress', progress(c.counts, c.recipients)],
       ['Recipients by status', counts.length ? h('ul', { class: 'plain' }, counts.map(([k, n]) => h('li', null, `${formatStatus(k)}: ${n}`))) : '—'],
+      ['Skipped (do not call)', c.outcomes?.skipped_do_not_call
+        ? h('span', { title: 'On the do-not-call list: never dialed (counted as canceled).' }, String(c.outcomes.skipped_do_not_call))
+        : '0'],
       ['Outcomes', outcomes.length ? h('ul', { class: 'plain' }, outcomes.map(([k, n]) => h('li', null, `${formatStatus(k)}: ${n}`))) : '—'],
       ['Calls at once', String(c.max_concurrent)],
       ['Attempts', `${c.max_attempts}, ${formatSeconds(c.retry_delay_s)} apart`],
@@ -274,7 +370,7 @@ export function detail(ctx, view) {
         { title: 'To', cell: (r) => r.to },
         { title: 'Status', cell: (r) => badge(r.status) },
         { title: 'Attempts', cell: (r) => String(r.attempts), class: 'num' },
-        { title: 'Outcome', cell: (r) => (r.last_call_id ? h('a', { href: `/calls/${r.last_call_id}` }, formatStatus(r.last_outcome ?? 'in call')) : formatStatus(r.last_outcome)) },
+        { title: 'Outcome', cell: (r) => outcome(r) },
         { title: 'Next attempt', cell: (r) => formatDateTime(r.next_attempt_at) },
       ], page.items, { caption: 'Recipients' }), pager.element] : empty('No recipients with this status.'));
     } catch (error) {

@@ -3,14 +3,14 @@
 
 import { h, replace } from '../dom.js';
 import { formatAgo, formatDateTime, formatStatus } from '../format.js';
-import { actionButton, badge, busy, details, empty, errorBox, field, form, header, loading, Pager, showError, table, toast } from '../ui.js';
+import { actionButton, badge, busy, details, empty, errorBox, field, form, header, loading, Pager, secretBox, showError, table, toast } from '../ui.js';
 
 /** @typedef {import('../app.js').Context} Context @typedef {import('../app.js').View} View */
 
 const ROLES = ['owner', 'admin', 'member'];
 export const WEBHOOK_EVENTS = [
   'telephony.call.created.v1', 'telephony.call.status_changed.v1', 'telephony.call.ended.v1',
-  'telephony.sms.received.v1', 'telephony.sms.sent.v1', 'telephony.campaign.completed.v1',
+  'telephony.sms.received.v1', 'telephony.sms.sent.v1', 'telephony.campaign.completed.v1', 'telephony.contact.opted_out.v1',
   'voice.conversation.ended.v1', 'voice.conversation.analyzed.v1',
   'billing.balance.changed.v1', 'billing.balance.ran_low.v1', 'billing.payment.succeeded.v1',
   'billing.payment.failed.v1', 'billing.account.suspended.v1', 'billing.account.reinstated.v1',
@@ -35,28 +35,6 @@ function frame(view, title, ...children) {
     h('nav', { class: 'tabs', 'aria-label': 'Settings' },
       TABS.map(([href, label]) => h('a', { href, 'aria-current': path.startsWith(href) ? 'page' : undefined }, label))),
     header(title), children);
-}
-
-/**
- * A secret shown once, with a copy button.
- * @param {string} label
- * @param {string} secret
- * @param {string} note
- */
-function secretBox(label, secret, note) {
-  const copy = h('button', { type: 'button' }, 'Copy');
-  copy.addEventListener('click', async () => {
-    try {
-      await navigator.clipboard.writeText(secret);
-      toast('Copied.');
-    } catch {
-      toast('Select the text and copy it.', 'error');
-    }
-  });
-  return h('div', { class: 'secret', role: 'status' },
-    h('p', null, h('strong', null, label)),
-    h('div', { class: 'inline' }, h('code', { class: 'secret-value' }, secret), copy),
-    h('p', { class: 'warning' }, note));
 }
 
 /** @param {Context} ctx @param {View} view */
