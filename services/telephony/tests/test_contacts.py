@@ -573,6 +573,12 @@ async def test_stop_by_text_opts_the_sender_out_and_start_opts_back_in(
     refused = await platform.place(org, agent_id=agent_id, number=number, to=sender)
     assert refused.status_code == 409
     assert refused.json()["error"]["code"] == "do_not_call"
+    sms = {"from_number_id": number["id"], "to": sender, "body": "Last chance!"}
+    not_texted = await platform.http.post("/v1/sms", json=sms, headers=org.headers)
+    assert not_texted.status_code == 409
+    assert not_texted.json()["error"]["code"] == "do_not_call"
+    outbound = await platform.http.get("/v1/sms?direction=outbound", headers=org.headers)
+    assert outbound.json()["items"] == []
     # Only the organisation holding the number texted: the other one may still call.
     dnc_elsewhere = await platform.fetch(
         sa.select(do_not_call).where(do_not_call.c.org_id == other.id)
@@ -600,6 +606,8 @@ async def test_stop_by_text_opts_the_sender_out_and_start_opts_back_in(
     assert back["do_not_call"] is False
     placed = await platform.place(org, agent_id=agent_id, number=number, to=sender)
     assert placed.status_code == 201, placed.text
+    texted = await platform.http.post("/v1/sms", json=sms, headers=org.headers)
+    assert texted.status_code == 201, texted.text
     await platform.wait_for_status(org, placed.json()["id"])
     inbound = await platform.http.get("/v1/sms?direction=inbound", headers=org.headers)
     assert len(inbound.json()["items"]) == 6  # every text is kept as well

@@ -1,4 +1,4 @@
-"""The do-not-call list of each organisation: opting numbers out and in, and refusing calls.
+"""The do-not-call list of each organisation: opting numbers out and in, refusing calls and texts.
 
 The list holds numbers, contacts or not: a contact is opted out when its number is on the list,
 so an opt-out follows the number (deleting the contact keeps it; a contact created later for
@@ -6,8 +6,9 @@ that number is opted out from the start). A new entry is announced with
 ``telephony.contact.opted_out.v1``.
 
 The list is checked wherever a call would start: :func:`refuse_if_do_not_call` when a call is
-placed (``POST /v1/calls`` and the campaign runner, just before asking Twilio), and
-:func:`novitrac_telephony.recipients.skip_do_not_call` on every pass of the campaign runner.
+placed (``POST /v1/calls`` and the campaign runner, just before asking Twilio) or a text sent
+(``POST /v1/sms``), and :func:`novitrac_telephony.recipients.skip_do_not_call` on every pass of
+the campaign runner.
 An inbound text whose whole body is an opt-out keyword (STOP, ...) puts its sender on the list
 of the organisation holding the number texted; START or UNSTOP takes it off
 (:func:`apply_sms_keyword`).
@@ -128,7 +129,7 @@ async def on_do_not_call(
 
 
 async def refuse_if_do_not_call(session: AsyncSession, *, org_id: UUID, number: str) -> None:
-    """Refuse (409 ``do_not_call``) a call to a number on the organisation's list."""
+    """Refuse (409 ``do_not_call``) a call or a text to a number on the organisation's list."""
     entry = (
         await session.execute(
             select(do_not_call).where(

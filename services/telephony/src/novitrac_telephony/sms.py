@@ -38,10 +38,15 @@ async def send(
     to: str,
     body: str,
 ) -> Row[Any]:
-    """Send a text through Twilio, store it and emit ``telephony.sms.sent.v1``."""
+    """Send a text through Twilio, store it and emit ``telephony.sms.sent.v1``.
+
+    A number on the organisation's do-not-call list (one that replied STOP, say) is refused (409
+    ``do_not_call``) before anything is sent or stored.
+    """
     number = await held_number(session, number_id=number_id, org_id=org_id)
     if not number.sms:
         raise Conflict(f"{number.phone_number} cannot send texts")
+    await do_not_call.refuse_if_do_not_call(session, org_id=org_id, number=to)
     await accounts.may_send(session, org_id)
     try:
         sid = await telephony.twilio.send_sms(
