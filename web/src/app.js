@@ -7,6 +7,7 @@ import { Router } from './router.js';
 import { toast, RESYNC } from './ui.js';
 import * as auth from './views/auth.js';
 import * as calls from './views/calls.js';
+import * as messages from './views/messages.js';
 import * as agents from './views/agents.js';
 import * as numbers from './views/numbers.js';
 import * as campaigns from './views/campaigns.js';
@@ -50,6 +51,7 @@ const routes = [
   { path: '/calls', screen: calls.list, title: 'Calls', section: 'calls' },
   { path: '/calls/new', screen: calls.place, title: 'Place a call', section: 'calls' },
   { path: '/calls/:id', screen: calls.detail, title: 'Call', section: 'calls' },
+  { path: '/messages', screen: messages.list, title: 'Messages', section: 'messages' },
   { path: '/agents', screen: agents.list, title: 'Agents', section: 'agents' },
   { path: '/agents/new', screen: agents.edit, title: 'New agent', section: 'agents' },
   { path: '/agents/:id', screen: agents.edit, title: 'Agent', section: 'agents' },
@@ -80,6 +82,7 @@ const routes = [
 
 const SECTIONS = [
   ['calls', 'Calls', '/calls'],
+  ['messages', 'Messages', '/messages'],
   ['agents', 'Agents', '/agents'],
   ['numbers', 'Numbers', '/numbers'],
   ['campaigns', 'Campaigns', '/campaigns'],

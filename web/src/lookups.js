@@ -2,7 +2,8 @@
 
 /**
  * @typedef {{id: string, name: string, sync_status: string}} AgentRef
- * @typedef {{id: string, phone_number: string, friendly_name: string, agent_id: string | null}} NumberRef
+ * @typedef {{id: string, phone_number: string, friendly_name: string, agent_id: string | null,
+ *   voice?: boolean, sms?: boolean}} NumberRef
  */
 
 /**

@@ -5,6 +5,7 @@ import { h, replace } from '../dom.js';
 import { ApiError } from '../api.js';
 import { formatAgo, formatDateTime, formatDuration, formatMoney, formatStatus, dayBoundary } from '../format.js';
 import { applyToCall, applyToList, isFinal } from '../calls-state.js';
+import { concernsConversation, conversationFrom, conversationRequest, formatMs, latencyStats, toolCalls } from '../conversations.js';
 import * as lookups from '../lookups.js';
 import {
   actionButton, badge, details, empty, errorBox, field, form, header, loading, Pager, RESYNC, showError, table, toast, variablesEditor,
@@ -180,6 +181,10 @@ export function detail(ctx, view) {
   const transcript = h('div', { class: 'transcript', role: 'log', 'aria-live': 'polite', 'aria-label': 'Transcript' });
   const summary = h('div');
   const duration = h('span');
+  const conversationSlot = h('div', null, h('p', { class: 'muted' }, 'The analysis, the tool calls and the timing appear here once the call has ended.'));
+  /** @type {import('../conversations.js').Conversation | null} */
+  let conversation = null;
+  let conversationSerial = 0;
   let lastStatus = '';
 
   async function load() {
@@ -193,6 +198,7 @@ export function detail(ctx, view) {
         call.transcript = { conversation_id: call.transcript?.conversation_id ?? null, summary: call.transcript?.summary ?? null, lines: liveLines };
       }
       render();
+      void loadConversation();
       if (!agent && call?.agent_id) {
         ctx.api.get(`/v1/agents/${encodeURIComponent(call.agent_id)}`).then((a) => {
           agent = a;
@@ -250,10 +256,79 @@ export function detail(ctx, view) {
           h('p', null, line?.text ?? ''))));
       if (atBottom) transcript.scrollTop = transcript.scrollHeight;
     }
-    replace(summary, c.transcript?.summary ? [
+    // Once the conversation is loaded, its panel shows the analysis.
+    replace(summary, !conversation && c.transcript?.summary ? [
       h('h2', null, 'Summary'),
       c.transcript.outcome ? h('p', null, 'Outcome: ', badge(c.transcript.outcome)) : null,
       h('p', null, c.transcript.summary)] : null);
+  }
+
+  /** The call's conversation (analysis, tool calls, timing), once the call has ended. */
+  async function loadConversation() {
+    if (!call) return;
+    const request = conversationRequest(call, isFinal);
+    if (!request) return;
+    const serial = ++conversationSerial;
+    try {
+      const answer = await ctx.api.get(request.path, request.query ? { query: request.query } : undefined);
+      if (!view.alive() || serial !== conversationSerial) return;
+      conversation = conversationFrom(answer);
+      renderConversation();
+      render();
+    } catch (error) {
+      if (!view.alive() || serial !== conversationSerial) return;
+      if (error instanceof ApiError && error.status === 404) {
+        conversation = null;
+        renderConversation();
+        return;
+      }
+      const box = errorBox();
+      replace(conversationSlot, box);
+      showError(box, error);
+    }
+  }
+
+  function renderConversation() {
+    const conv = conversation;
+    if (!conv) {
+      replace(conversationSlot, h('p', { class: 'muted' }, 'No agent conversation for this call: nobody answered, or the agent never joined.'));
+      return;
+    }
+    const metrics = conv.metrics ?? {};
+    const turns = latencyStats(metrics.turn_latency_ms);
+    const tools = toolCalls(metrics);
+    /** @param {string} label @param {string} value @param {string} [title] */
+    const stat = (label, value, title) => h('div', { title }, h('dt', null, label), h('dd', null, value));
+    replace(conversationSlot,
+      details([
+        ['Status', [badge(conv.status), conv.ended_reason ? ` ${conv.ended_reason}` : null]],
+        ['Agent connected', formatDuration(conv.ai_seconds)],
+        ['Outcome', conv.outcome ? badge(conv.outcome) : conv.analyzed_at ? '—' : 'Analysis pending'],
+        ['Analysed', formatDateTime(conv.analyzed_at)],
+      ]),
+      h('h3', null, 'Summary'),
+      h('p', { class: conv.summary ? 'summary' : 'muted' }, conv.summary ?? (conv.analyzed_at ? 'No summary.' : 'The summary appears when the analysis is done.')),
+      h('h3', null, 'Timing'),
+      h('dl', { class: 'timing' },
+        stat('First agent audio', formatMs(metrics.time_to_first_audio_ms), 'From the start of the call to the first audio of the agent'),
+        stat('Turns measured', String(turns.count)),
+        stat('Median turn latency', formatMs(turns.median), 'From the end of the caller\'s speech to the agent\'s first audio'),
+        stat('90th percentile', formatMs(turns.p90)),
+        stat('Slowest turn', formatMs(turns.max)),
+        stat('Mean turn latency', formatMs(turns.mean))),
+      (metrics.audio_chunks_dropped || metrics.malformed_frames)
+        ? h('p', { class: 'muted small' }, `${metrics.audio_chunks_dropped ?? 0} chunks of agent audio dropped (interrupted turns), ${metrics.malformed_frames ?? 0} malformed frames.`)
+        : null,
+      h('h3', null, tools.rows.length ? `Tool calls (${tools.rows.length}${tools.failed ? `, ${tools.failed} failed` : ''})` : 'Tool calls'),
+      tools.rows.length
+        ? table([
+          { title: 'Tool', cell: (t) => h('code', null, t.name) },
+          { title: 'At', cell: (t) => formatDuration(t.offset), class: 'num' },
+          { title: 'Took', cell: (t) => formatMs(t.durationMs), class: 'num' },
+          { title: 'Result', cell: (t) => [h('span', { class: `badge badge-${t.ok ? 'success' : 'failed'}`, title: t.outcome }, t.ok ? 'OK' : 'Failed'), t.error ? h('p', { class: 'tool-error' }, t.error) : null] },
+          { title: 'HTTP status', cell: (t) => (t.statusCode === null ? '—' : String(t.statusCode)), class: 'num' },
+        ], tools.rows, { caption: 'Tool calls' })
+        : h('p', { class: 'muted' }, 'The agent called no tool.'));
   }
 
   /** @param {Call} c */
@@ -300,8 +375,15 @@ export function detail(ctx, view) {
       render();
     }
     // The recording link and the stored transcript come with the call's final state.
-    if (event.type === 'telephony.call.ended.v1' || event.type === 'voice.conversation.ended.v1') {
-      setTimeout(() => void load(), 1500);
+    // so does the conversation (its analysis may come later, announced on its own).
+    if (concernsConversation(event, id)) {
+      if (event.type === 'voice.conversation.analyzed.v1') {
+        void loadConversation();
+      } else {
+        setTimeout(() => {
+          if (view.alive()) void load();
+        }, 1500);
+      }
     }
   });
   void load();
@@ -312,7 +394,8 @@ export function detail(ctx, view) {
     box,
     h('div', { class: 'columns' },
       h('div', { class: 'panel' }, h('h2', null, 'Details'), info, h('h2', null, 'Status history'), history),
-      h('div', { class: 'panel' }, h('h2', null, 'Transcript'), transcript, summary)));
+      h('div', { class: 'panel' }, h('h2', null, 'Transcript'), transcript, summary)),
+    h('div', { class: 'panel' }, h('h2', null, 'Conversation'), conversationSlot));
 }
 
 /** @param {Context} ctx @param {View} view */
