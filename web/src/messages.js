@@ -74,42 +74,34 @@ export function addMessage(messages, message, filters, options = {}) {
   return options.limit && next.length > options.limit ? next.slice(0, options.limit) : next;
 }
 
+/** How many numbers `GET /v1/contacts` takes in one `phone_number` filter. */
+export const CONTACT_LOOKUP_LIMIT = 100;
+
 /**
- * The one `search` that finds the contacts of all `numbers` (E.164): the numbers' longest common
- * start, which the API matches against the start of a contact's number. Null when the numbers
- * share no digit (different country codes): then no search narrows it down.
+ * The numbers to look up as contacts, for `GET /v1/contacts?phone_number=...` (repeated): each
+ * E.164 number once, at most {@link CONTACT_LOOKUP_LIMIT} (short codes are no contact).
  * @param {string[]} numbers
- * @returns {string | null}
+ * @returns {string[]}
  */
-export function contactSearch(numbers) {
-  const list = [...new Set(numbers.filter((n) => typeof n === 'string' && /^\+\d+$/.test(n)))];
-  if (!list.length) return null;
-  let prefix = list[0];
-  for (const number of list.slice(1)) {
-    let i = 0;
-    while (i < prefix.length && i < number.length && prefix[i] === number[i]) i += 1;
-    prefix = prefix.slice(0, i);
-  }
-  return /\d/.test(prefix) ? prefix : null;
+export function contactLookup(numbers) {
+  const list = [...new Set(numbers.filter((n) => typeof n === 'string' && /^\+[1-9]\d{1,14}$/.test(n)))];
+  return list.slice(0, CONTACT_LOOKUP_LIMIT);
 }
 
 /**
- * The contact of each number, from one page of `GET /v1/contacts`: a contact, or null when the
- * page shows the number is no contact (the page was complete), or left out when it cannot tell.
- * @param {string[]} numbers
- * @param {{items: {id: string, name: string | null, phone_number: string}[], next_cursor: string | null}} page
- * @param {string | null} search the search the page answered
+ * The contact of each number looked up, from the page that answered the lookup: a contact, or
+ * null when the number is no contact (the filter is exact, so the page is the whole answer).
+ * @param {string[]} numbers the numbers asked for
+ * @param {{items: {id: string, name: string | null, phone_number: string}[]}} page
  * @returns {Map<string, ContactRef | null>}
  */
-export function contactsByNumber(numbers, page, search) {
+export function contactsByNumber(numbers, page) {
   /** @type {Map<string, ContactRef | null>} */
   const found = new Map();
   const byNumber = new Map(page.items.map((c) => [c.phone_number, c]));
   for (const number of new Set(numbers)) {
     const contact = byNumber.get(number);
-    if (contact) found.set(number, { id: contact.id, name: contact.name });
-    // A complete answer to a search every one of the numbers matches: absent means no contact.
-    else if (!page.next_cursor && search !== null && number.startsWith(search)) found.set(number, null);
+    found.set(number, contact ? { id: contact.id, name: contact.name } : null);
   }
   return found;
 }

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  addMessage, contactSearch, contactsByNumber, matchesMessageFilters, messageFromEvent, otherParty, segments, sendErrors, textingNumbers,
+  addMessage, contactLookup, contactsByNumber, matchesMessageFilters, messageFromEvent, otherParty, segments, sendErrors, textingNumbers,
 } from '../src/messages.js';
 
 const sent = (id, extra = {}) => ({
@@ -42,27 +42,20 @@ test('a new text joins the first page when it matches the filters, once', () => 
   assert.ok(matchesMessageFilters(sent('c'), { direction: 'outbound', phone_number_id: 'n1' }));
 });
 
-test('one contact search covers a page: the numbers\' common start', () => {
-  assert.equal(contactSearch(['+15551112222']), '+15551112222');
-  assert.equal(contactSearch(['+15551112222', '+15551113333', '+15551112222']), '+1555111');
-  assert.equal(contactSearch(['+15551112222', '+16175550000']), '+1');
-  assert.equal(contactSearch(['+15551112222', '+33612345678']), null, 'no digit in common');
-  assert.equal(contactSearch(['SHORTCODE', '12345']), null);
-  assert.equal(contactSearch([]), null);
+test('a page\'s numbers are looked up once each, E.164 only, at most 100', () => {
+  assert.deepEqual(contactLookup(['+15551112222', '+15551113333', '+15551112222']), ['+15551112222', '+15551113333']);
+  assert.deepEqual(contactLookup(['SHORTCODE', '12345', '+0123']), []);
+  const many = Array.from({ length: 150 }, (_, i) => `+1555000${String(i).padStart(4, '0')}`);
+  assert.equal(contactLookup(many).length, 100);
 });
 
-test('contacts are matched by exact number; absence only counts when the answer was complete', () => {
-  const numbers = ['+15551112222', '+15551113333', '+15551114444'];
-  const page = { items: [{ id: 'c1', name: 'Ada', phone_number: '+15551112222' }, { id: 'c9', name: 'Other', phone_number: '+155511199' }], next_cursor: null };
-  const found = contactsByNumber(numbers, page, '+155511');
+test('contacts are matched by exact number; a number the answer lacks is no contact', () => {
+  const numbers = ['+15551112222', '+15551113333'];
+  const page = { items: [{ id: 'c1', name: 'Ada', phone_number: '+15551112222' }] };
+  const found = contactsByNumber(numbers, page);
   assert.deepEqual(found.get('+15551112222'), { id: 'c1', name: 'Ada' });
   assert.equal(found.get('+15551113333'), null);
   assert.equal(found.has('+15551113333'), true);
-  const partial = contactsByNumber(numbers, { ...page, next_cursor: 'x' }, '+155511');
-  assert.deepEqual(partial.get('+15551112222'), { id: 'c1', name: 'Ada' });
-  assert.equal(partial.has('+15551113333'), false, 'unknown: more contacts than one page');
-  const unsearched = contactsByNumber(['+15551112222', '+33612345678'], { items: [], next_cursor: null }, null);
-  assert.equal(unsearched.size, 0, 'newest contacts only: cannot tell');
 });
 
 test('only numbers able to text are offered', () => {

@@ -159,6 +159,14 @@ async def test_contacts_are_created_read_searched_changed_and_deleted_within_the
     ]
     assert [c["name"] for c in await listed(platform, org, tag=["vip", "none"])] == ["Grace Hopper"]
     assert await listed(platform, org, search="%") == []
+    # Several exact numbers at once (a page of calls naming their other parties); another
+    # organisation's contact with the same number stays its own.
+    named = await listed(platform, org, phone_number=[grace_number, ada_number, numbers(1)[0]])
+    assert [c["name"] for c in named] == ["Ada Lovelace", "Grace Hopper"]
+    not_e164 = await platform.http.get(
+        "/v1/contacts", params={"phone_number": "0155 555 0199"}, headers=org.headers
+    )
+    assert not_e164.status_code == 422
 
     changed = await platform.http.patch(
         f"/v1/contacts/{body['id']}",

@@ -6,7 +6,7 @@ import { ApiError } from '../api.js';
 import { formatAgo, formatDateTime } from '../format.js';
 import * as lookups from '../lookups.js';
 import {
-  addMessage, contactSearch, contactsByNumber, messageFromEvent, otherParty, segments, sendErrors, textingNumbers,
+  addMessage, contactLookup, contactsByNumber, messageFromEvent, otherParty, segments, sendErrors, textingNumbers,
 } from '../messages.js';
 import { badge, busy, empty, errorBox, header, loading, Pager, RESYNC, showError, table, toast } from '../ui.js';
 
@@ -85,19 +85,16 @@ export function list(ctx, view) {
   }
 
   /**
-   * The contacts of the numbers not looked up yet, in one request (a search by their common start).
+   * The contacts of the numbers not looked up yet, in one request (an exact lookup by number).
    * @param {string[]} numbers
    */
   async function lookUpContacts(numbers) {
-    const unknown = [...new Set(numbers)].filter((n) => !contacts.has(n));
+    const unknown = contactLookup(numbers.filter((n) => !contacts.has(n)));
     if (!unknown.length) return;
-    const search = contactSearch(unknown);
     try {
-      const page = await ctx.api.get('/v1/contacts', { query: { search: search ?? undefined, limit: 100 } });
+      const page = await ctx.api.get('/v1/contacts', { query: { phone_number: unknown, limit: 100 } });
       if (!view.alive()) return;
-      const found = contactsByNumber(unknown, page, search);
-      if (!found.size) return;
-      for (const [number, contact] of found) contacts.set(number, contact);
+      for (const [number, contact] of contactsByNumber(unknown, page)) contacts.set(number, contact);
       render();
     } catch {
       // Names are a nicety: the numbers are shown either way.

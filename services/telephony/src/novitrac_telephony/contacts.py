@@ -109,12 +109,13 @@ async def list_contacts(
     opted_out: bool | None,
     cursor: str | None,
     limit: int,
+    phone_numbers: Sequence[str] = (),
 ) -> Page[ContactOut]:
     """One page of the organisation's contacts, newest first.
 
     ``search`` matches the start of the name or of any word in it (case-insensitive), or the
     start of the number (``+33 6``, ``336`` and ``+336`` all find +33612345678); ``tags``, any
-    of them.
+    of them; ``phone_numbers``, exactly one of them (a page of calls or texts naming theirs).
     """
     query = _with_standing().where(contacts.c.org_id == org_id)
     text = (search or "").strip()
@@ -130,6 +131,8 @@ async def list_contacts(
         query = query.where(or_(*matches))
     if tags:
         query = query.where(contacts.c.tags.overlap(tags))
+    if phone_numbers:
+        query = query.where(contacts.c.phone_number.in_(list(phone_numbers)))
     if opted_out is not None:
         query = query.where(
             do_not_call.c.source.is_not(None) if opted_out else do_not_call.c.source.is_(None)

@@ -10,6 +10,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Path, Query, Response, status
 
+from novitrac_contracts.common import PhoneNumber
 from novitrac_kit.errors import NotFound
 from novitrac_kit.runtime import IdentityDep, SessionDep, WriterDep
 from novitrac_telephony import contact_import, contacts, do_not_call
@@ -78,6 +79,14 @@ async def list_contacts(
     do_not_call: Annotated[
         bool | None, Query(description="Only opted-out contacts (true) or the others (false).")
     ] = None,
+    phone_number: Annotated[
+        list[PhoneNumber] | None,
+        Query(
+            max_length=100,
+            description="Only the contacts with exactly these numbers (E.164; repeat the "
+            "parameter): who the other parties of a page of calls or texts are, in one request.",
+        ),
+    ] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
 ) -> Page[ContactOut]:
@@ -90,6 +99,7 @@ async def list_contacts(
         opted_out=do_not_call,
         cursor=cursor,
         limit=limit,
+        phone_numbers=phone_number or [],
     )
 
 
