@@ -182,8 +182,23 @@ const headerSlot = h('header', { class: 'topbar' });
 let unread = 0;
 const bell = h('a', { href: '/notifications', class: 'bell', 'aria-label': 'Notifications' });
 
+const SVG = 'http://www.w3.org/2000/svg';
+
+/** A bell drawn in SVG (an emoji needs a font many systems lack). */
+function bellIcon() {
+  const svg = document.createElementNS(SVG, 'svg');
+  for (const [name, value] of [['viewBox', '0 0 24 24'], ['width', '20'], ['height', '20'], ['aria-hidden', 'true'], ['class', 'bell-icon']]) {
+    svg.setAttribute(name, value);
+  }
+  const path = document.createElementNS(SVG, 'path');
+  path.setAttribute('d', 'M12 22a2.5 2.5 0 0 0 2.45-2h-4.9A2.5 2.5 0 0 0 12 22zm7-6V11a7 7 0 0 0-5.5-6.84V3a1.5 1.5 0 0 0-3 0v1.16A7 7 0 0 0 5 11v5l-2 2v1h18v-1z');
+  path.setAttribute('fill', 'currentColor');
+  svg.append(path);
+  return svg;
+}
+
 function renderBell() {
-  replace(bell, h('span', { 'aria-hidden': 'true' }, '🔔'), unread > 0 ? h('span', { class: 'count' }, unread > 99 ? '99+' : String(unread)) : null);
+  replace(bell, bellIcon(), unread > 0 ? h('span', { class: 'count' }, unread > 99 ? '99+' : String(unread)) : null);
   bell.setAttribute('aria-label', unread > 0 ? `Notifications, ${unread} unread` : 'Notifications');
 }
 
