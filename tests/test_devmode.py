@@ -13,6 +13,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 
+from novitrac_kit.devmode import GATEWAY_PORT
 from novitrac_kit.service import discover
 
 PORT_OFFSET = 300  # away from a developer's own `make dev`
@@ -77,6 +78,13 @@ async def test_dev_mode_serves_every_service_and_keeps_data(tmp_path: Path) -> N
             )
             assert sandbox.status_code == 200
             assert {"twilio", "elevenlabs", "stripe"} <= set(sandbox.json()["providers"])
+            dashboard_url = f"http://127.0.0.1:{GATEWAY_PORT + PORT_OFFSET}/"
+            assert any(line.split() == ["dashboard", dashboard_url] for line in first.output), (
+                "the banner names the dashboard"
+            )
+            dashboard = await client.get(dashboard_url)
+            assert dashboard.status_code == 200
+            assert '<script type="module"' in dashboard.text
         connection = await asyncpg.connect(database_url)
         try:
             await connection.execute(

@@ -163,6 +163,9 @@ def _banner(
     apps: list[tuple[str, int, Any]], host: str, database_url: str, sandbox: Sandbox | None
 ) -> str:
     lines = ["", "Novitrac is running (Ctrl-C to stop):"]
+    gateway = next((port for name, port, _ in apps if name == "gateway"), None)
+    if gateway is not None:
+        lines.append(f"  {'dashboard':<20} http://{host}:{gateway}/")
     lines.extend(f"  {name:<20} http://{host}:{port}" for name, port, _ in apps)
     lines.append("  every service:       /healthz  /readyz  /metrics")
     if sandbox is not None:
