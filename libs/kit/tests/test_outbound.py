@@ -22,6 +22,15 @@ from novitrac_kit.outbound import UnsafeUrl, check_url, pinned, target
         ("https://[::1]/hook", "non-public"),
         ("https://[::ffff:192.168.0.1]/hook", "non-public"),
         ("https://224.0.0.1/hook", "non-public"),
+        # IPv6 forms that reach a private IPv4 address: NAT64 (IPv6-only clusters), 6to4,
+        # Teredo, the deprecated v4-compatible and site-local ranges.
+        ("https://[64:ff9b::a9fe:a9fe]/latest", "non-public"),
+        ("https://[64:ff9b::a00:1]/hook", "non-public"),
+        ("https://[64:ff9b:1::a00:1]/hook", "non-public"),
+        ("https://[2002:7f00:1::]/hook", "non-public"),
+        ("https://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/hook", "non-public"),
+        ("https://[::7f00:1]/hook", "non-public"),
+        ("https://[fec0::1]/hook", "non-public"),
         ("https://93.184.216.34:99999/hook", "malformed"),
     ],
 )
@@ -37,8 +46,14 @@ async def test_a_name_resolving_to_any_private_address_is_refused(
         return ["93.184.216.34", "10.0.0.5"]
 
     monkeypatch.setattr(outbound, "_resolve", resolve)
-    with pytest.raises(UnsafeUrl, match=r"10\.0\.0\.5"):
+    with pytest.raises(UnsafeUrl, match="non-public") as refused:
         await check_url("https://hooks.example.com/x", environment="production")
+    assert "10.0.0.5" not in str(refused.value), "internal addresses are not told to customers"
+
+
+def test_public_addresses_in_any_form_pass() -> None:
+    for address in ("93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946", "64:ff9b::5db8:d822"):
+        assert outbound.is_public(address), address
 
 
 async def test_development_and_test_allow_http_and_local_addresses_and_resolve_nothing(

@@ -8,8 +8,10 @@ The sandbox's scripted agent calls a client tool when the caller says its keywor
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -330,6 +332,21 @@ async def test_bad_tool_definitions_are_refused_with_their_place_and_change_noth
 # The HTTP call on its own: pinning, redirects, long answers.
 
 
+class _Body(httpx.AsyncByteStream):
+    """A body that arrives over the wire in chunks, as a server's does (not read in advance)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for start in range(0, len(self._data), 65536):
+            yield self._data[start : start + 65536]
+
+
+def streamed(data: bytes, headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.Response(200, headers=headers, stream=_Body(data))
+
+
 async def test_production_posts_to_the_address_checked_and_follows_no_redirect(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -344,8 +361,13 @@ async def test_production_posts_to_the_address_checked_and_follows_no_redirect(
         if request.url.path == "/moved":
             return httpx.Response(302, headers={"location": "https://tools.example.com/book"})
         if request.url.path == "/long":
-            return httpx.Response(200, content=b"y" * (MAX_RESULT_BYTES * 3))
-        return httpx.Response(200, content=b"ok")
+            return streamed(b"y" * (MAX_RESULT_BYTES * 3))
+        if request.url.path == "/bomb":
+            # What a server would send to a client that accepted gzip: ~10 MB of zeros.
+            return streamed(gzip.compress(b"0" * 10_000_000), {"content-encoding": "gzip"})
+        if request.url.path == "/hex":
+            return streamed(b"slot 9:00", {"content-type": "text/plain; charset=hex"})
+        return streamed(b"ok")
 
     def tool(url: str) -> dict[str, Any]:
         return {"name": "book_slot", "url": url, "timeout_s": 2}
@@ -367,16 +389,24 @@ async def test_production_posts_to_the_address_checked_and_follows_no_redirect(
         moved = await run("https://tools.example.com/moved")
         long = await run("https://tools.example.com/long")
         inside = await run("https://inside.example.com/book")
+        bomb = await run("https://tools.example.com/bomb")
+        hex_charset = await run("https://tools.example.com/hex")
 
     assert (booked.is_error, booked.result, booked.status_code) == (False, "ok", 200)
     assert str(seen[0].url) == "https://93.184.216.34:8443/book"
     assert seen[0].headers["host"] == "tools.example.com:8443"
     assert seen[0].extensions["sni_hostname"] == "tools.example.com"
     assert (moved.is_error, moved.status_code) == (True, 302)
-    assert len(seen) == 3, "the redirect was not followed; nothing was sent inside"
+    assert [r.url.path for r in seen] == ["/book", "/moved", "/long", "/bomb", "/hex"], (
+        "the redirect was not followed; nothing was sent inside"
+    )
     assert not long.is_error
     assert len(long.result.encode()) <= MAX_RESULT_BYTES
     assert long.result.endswith("[cut: the answer was longer than 8 KB]")
     assert (inside.is_error, inside.result) == (True, "The book slot tool is not reachable.")
     assert inside.error is not None
     assert "non-public" in inside.error
+    assert all(r.headers["accept-encoding"] == "identity" for r in seen)
+    # A compressed answer (not asked for) is refused unread: never inflated in memory.
+    assert (bomb.is_error, bomb.error) == (True, "answered in an encoding not asked for (gzip)")
+    assert (hex_charset.is_error, hex_charset.result) == (False, "slot 9:00")

@@ -14,8 +14,10 @@ verifies the name (``sni_hostname``), and the ``Host`` header still carries it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -30,12 +32,46 @@ class UnsafeUrl(ValueError):
     """The URL may not be called from the platform; the message says why."""
 
 
+_NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+_NEVER_PUBLIC_V6 = (
+    ipaddress.IPv6Network("::/96"),  # IPv4-compatible, deprecated
+    ipaddress.IPv6Network("fec0::/10"),  # site-local, deprecated
+)
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries and routes to, if it is such a form."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    if any(ip in network for network in _NAT64):
+        # DNS64/NAT64 (IPv6-only clusters) translates the last 32 bits to IPv4.
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def is_public(address: str) -> bool:
-    """Whether an IP address (v4, v6 or v4-mapped v6) is a public unicast one."""
+    """Whether an IP address is a public unicast one, whatever form carries it.
+
+    IPv6 forms that reach an IPv4 address (v4-mapped, 6to4, Teredo, NAT64) are judged by that
+    address: ``64:ff9b::a9fe:a9fe`` is the cloud metadata service behind a NAT64 gateway.
+    """
     ip = ipaddress.ip_address(address.partition("%")[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if any(ip in network for network in _NEVER_PUBLIC_V6):
+            return False
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None:
+            return embedded.is_global and not embedded.is_multicast
     return ip.is_global and not ip.is_multicast
+
+
+_RESOLVER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="outbound-dns")
+"""Customers' names resolve on threads of their own: a slow DNS server of theirs holds these,
+never the event loop's default executor, which the platform's own connections need."""
 
 
 async def _resolve(host: str, port: int) -> list[str]:
@@ -49,7 +85,9 @@ async def _resolve(host: str, port: int) -> list[str]:
         pass
     loop = asyncio.get_running_loop()
     try:
-        found = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        found = await loop.run_in_executor(
+            _RESOLVER, functools.partial(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+        )
     except (socket.gaierror, UnicodeError) as error:
         raise UnsafeUrl(f"the host {host!r} does not resolve") from error
     return list(dict.fromkeys(str(info[4][0]) for info in found))
@@ -87,11 +125,9 @@ async def check_url(url: str, *, environment: Environment) -> list[str]:
     if local:
         return []
     addresses = await _resolve(host, port or 443)
-    refused = sorted(address for address in addresses if not is_public(address))
-    if refused:
-        raise UnsafeUrl(
-            f"the host {host!r} resolves to a non-public address ({', '.join(refused)})"
-        )
+    if not all(is_public(address) for address in addresses):
+        # Which addresses is not said: answers reach customers, and would map the network.
+        raise UnsafeUrl(f"the host {host!r} resolves to a non-public address")
     return addresses
 
 

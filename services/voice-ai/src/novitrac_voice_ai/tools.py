@@ -22,7 +22,6 @@ The secret (``whsec_...``) is made with the agent's first tool, shown once, and 
 from __future__ import annotations
 
 import asyncio
-import codecs
 import functools
 import json
 import logging
@@ -186,7 +185,8 @@ async def call_tool(
                     "POST",
                     aimed.url,
                     content=body,
-                    headers={**headers, **aimed.headers},
+                    # Uncompressed: what is read is what was sent (see _read_result).
+                    headers={**headers, **aimed.headers, "accept-encoding": "identity"},
                     extensions=aimed.extensions,
                     timeout=timeout,
                     follow_redirects=False,
@@ -197,6 +197,14 @@ async def call_tool(
                             ok=False,
                             status_code=response.status_code,
                             error=f"HTTP {response.status_code}",
+                        )
+                    encoding = response.headers.get("content-encoding", "identity").lower()
+                    if encoding not in ("", "identity"):
+                        return done(
+                            f"The {spoken} tool's answer could not be read.",
+                            ok=False,
+                            status_code=response.status_code,
+                            error=f"answered in an encoding not asked for ({encoding})",
                         )
                     text = await _read_result(response)
                     return done(text, ok=True, status_code=response.status_code)
@@ -211,7 +219,7 @@ async def call_tool(
             ok=False,
             error=f"no answer within {timeout:g} s",
         )
-    except httpx.HTTPError as error:
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError, UnicodeError) as error:
         return done(
             f"The {spoken} service could not be reached.",
             ok=False,
@@ -220,20 +228,26 @@ async def call_tool(
 
 
 async def _read_result(response: httpx.Response) -> str:
-    """The body as text, at most :data:`MAX_RESULT_BYTES` (longer: cut, saying so)."""
+    """The body as text, at most :data:`MAX_RESULT_BYTES` (longer: cut, saying so).
+
+    Read as sent (the request asks for no compression), so a compressed answer cannot inflate in
+    memory on the event loop that carries every call's audio; any encoding Python cannot decode
+    text with (``hex``, an unknown name) reads as UTF-8.
+    """
     limit = MAX_RESULT_BYTES - len(CUT_NOTE.encode())
     kept = bytearray()
     cut = False
-    async for chunk in response.aiter_bytes():
+    async for chunk in response.aiter_raw():
         kept += chunk
         if len(kept) > MAX_RESULT_BYTES:
             cut = True
             break
-    encoding = response.charset_encoding or "utf-8"
+    data = bytes(kept) if not cut else bytes(kept[:limit])
     try:
-        codecs.lookup(encoding)
-    except LookupError:
-        encoding = "utf-8"
-    if not cut:
-        return bytes(kept).decode(encoding, errors="replace")
-    return bytes(kept[:limit]).decode(encoding, errors="ignore") + CUT_NOTE
+        text = data.decode(response.charset_encoding or "utf-8", errors="replace")
+    except (LookupError, UnicodeError, TypeError):
+        text = data.decode("utf-8", errors="replace")
+    # Replacement characters take more bytes than what they replace: the cap holds for the text.
+    room = limit if cut else MAX_RESULT_BYTES
+    text = text.encode()[:room].decode(errors="ignore")
+    return text if not cut else text + CUT_NOTE
