@@ -82,7 +82,8 @@ class TestServing:
         assert response.status_code == 200
         assert response.content == APP_JS
         assert response.headers["content-type"] == "text/javascript; charset=utf-8"
-        assert response.headers["cache-control"] == "public, max-age=60"
+        # Revalidated at each load: after a deploy, no old module meets a new app.js.
+        assert response.headers["cache-control"] == "no-cache"
 
     async def test_nested_module_and_stylesheet(self, platform: Platform) -> None:
         response = await platform.client.get("/src/views/calls.js")

@@ -9,8 +9,9 @@ or not), hidden files, files of a type not listed here, and anything under the A
 (``/v1/``, ``/webhooks/``, ``/media/``, ``/.well-known/``) or ``/src/`` that has no file.
 
 Every answer carries the gateway's security headers with the dashboard's own CSP (``'self'``
-scripts, styles and connections, nothing inline). ``index.html`` is ``no-cache``; the other files
-may be kept a minute, and every file has an ETag for a cheap revalidation (304).
+scripts, styles and connections, nothing inline). The page, the modules and the stylesheet are
+``no-cache`` (revalidated at each load, so a deploy never mixes versions); images may be kept a
+minute; every file has an ETag for a cheap revalidation (304).
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ NOT_PAGES = ("/v1/", "/webhooks/", "/media/", "/.well-known/", f"/{ASSETS}/")
 NOT_PAGES_EXACT = frozenset({"/v1", "/webhooks", "/media", "/.well-known"})
 INDEX_CACHE = b"no-cache"
 ASSET_CACHE = b"public, max-age=60"
+# The page, its modules and its stylesheet are revalidated on every load (a 304 when unchanged):
+# kept for a minute, an old module could meet a new app.js after a deploy and break the page.
+REVALIDATED = frozenset({".html", ".js", ".mjs", ".css", ".json"})
 _HOST = re.compile(r"^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
 _SECURITY = [(key, value) for key, value in SECURITY_HEADERS if key != b"content-security-policy"]
 
@@ -145,7 +149,7 @@ class Dashboard:
             body=body,
             etag=b'"%x-%x"' % (stat.st_mtime_ns, stat.st_size),
             content_type=CONTENT_TYPES[target.suffix],
-            cache_control=INDEX_CACHE if target.name == INDEX else ASSET_CACHE,
+            cache_control=INDEX_CACHE if target.suffix in REVALIDATED else ASSET_CACHE,
         )
         self._files[target] = (stat.st_mtime_ns, stat.st_size, file)
         return file
