@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
+from novitrac_gateway.live.hub import Hub, Subscriber
 from novitrac_gateway.live.resume import ResumeBuffer, ResumeToken
 from novitrac_gateway.ratelimit import Limit, MemoryRateLimiter
 
@@ -81,3 +84,56 @@ class TestResumeBuffer:
         clock.now += 120
         buffer.sweep()
         assert buffer.since(org, tokens[2], None) is None
+
+
+class TestResumePoint:
+    """Where a socket is told to resume from when its lifetime ends."""
+
+    def _hub(self, clock: Clock) -> tuple[Hub, ResumeBuffer]:
+        buffer = ResumeBuffer(window=60, size=100, clock=clock)
+        return Hub(buffer), buffer
+
+    def test_a_socket_that_got_nothing_resumes_after_the_newest_event_in_arrival_order(
+        self,
+    ) -> None:
+        clock = Clock()
+        hub, buffer = self._hub(clock)
+        org, user = uuid.uuid4(), uuid.uuid4()
+        quiet = Subscriber(org_id=org, user_id=user, api_key_id=None, capacity=10)
+        seen_before = ResumeToken(int((clock.now + 5) * 1e6), uuid.uuid4())
+        buffer.add(org, seen_before, "for someone else", uuid.uuid4())
+
+        point = ResumeToken.parse(hub.resume_point(quiet))
+        # An event that occurred earlier (a producer's clock, a slow relay) but arrives while the
+        # socket reconnects is still replayed: the point is in arrival order, not a moment.
+        late = ResumeToken(int((clock.now - 1) * 1e6), uuid.uuid4())
+        buffer.add(org, late, "late", None)
+        assert point == seen_before
+        assert point is not None
+        assert buffer.since(org, point, user) == ["late"]
+
+    def test_with_nothing_kept_it_resumes_from_when_it_joined(self) -> None:
+        clock = Clock()
+        hub, _ = self._hub(clock)
+        quiet = Subscriber(org_id=uuid.uuid4(), user_id=None, api_key_id=None, capacity=10)
+        point = ResumeToken.parse(hub.resume_point(quiet))
+        assert point is not None
+        assert point.seconds == pytest.approx(quiet.joined_at, abs=1e-5)
+
+    def test_replayed_events_move_the_point_forward(self) -> None:
+        clock = Clock()
+        hub, buffer = self._hub(clock)
+        org = uuid.uuid4()
+        tokens = [ResumeToken(int((clock.now + n) * 1e6), uuid.uuid4()) for n in range(1, 4)]
+        for n, token in enumerate(tokens):
+            buffer.add(org, token, str(n), None)
+        back = Subscriber(org_id=org, user_id=None, api_key_id=None, capacity=10)
+
+        hub.join(back, str(tokens[0]))
+        assert list(back.queue) == ["1", "2"]
+        assert hub.resume_point(back) == str(tokens[2])
+        hub.leave(back)
+
+        nothing_new = Subscriber(org_id=org, user_id=None, api_key_id=None, capacity=10)
+        hub.join(nothing_new, str(tokens[2]))
+        assert hub.resume_point(nothing_new) == str(tokens[2]), "where it resumed from"

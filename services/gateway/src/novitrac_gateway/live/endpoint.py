@@ -20,10 +20,10 @@ from novitrac_gateway.live.hub import (
     PONG,
     READY,
     Ending,
+    Hub,
     Subscriber,
     reconnect_message,
 )
-from novitrac_gateway.live.resume import ResumeToken
 from novitrac_gateway.metrics import WEBSOCKET_MESSAGES_SENT, WEBSOCKETS_OPEN
 from novitrac_gateway.state import Gateway, gateway_of
 
@@ -99,7 +99,9 @@ async def _session(
     )
     # Heartbeats are the hub's (one loop for every socket); a socket has its writer, its reader
     # and a timer, which keeps what each open socket holds, and the garbage it makes, small.
-    expiry = asyncio.get_running_loop().call_later(max(0.0, lifetime), _expire, subscriber)
+    expiry = asyncio.get_running_loop().call_later(
+        max(0.0, lifetime), _expire, subscriber, gateway.hub
+    )
     tasks = [
         asyncio.create_task(_pump(websocket, subscriber)),
         asyncio.create_task(_listen(websocket, subscriber)),
@@ -161,10 +163,9 @@ async def _listen(websocket: WebSocket, subscriber: Subscriber) -> None:
     subscriber.end(_DISCONNECTED)
 
 
-def _expire(subscriber: Subscriber) -> None:
+def _expire(subscriber: Subscriber, hub: Hub) -> None:
     """At the end of the socket's life, asks the client to reconnect, then closes."""
-    resume = subscriber.last_resume or str(ResumeToken.at(time.time()))
-    subscriber.offer(reconnect_message(resume), force=True)
+    subscriber.offer(reconnect_message(hub.resume_point(subscriber)), force=True)
     subscriber.end(Ending(CLOSE_RECONNECT, "lifetime", flush=True))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from uuid import UUID
@@ -76,6 +77,7 @@ class Subscriber:
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     ending: Ending | None = None
     last_resume: str | None = None
+    joined_at: float = field(default_factory=time.time)
     next_ping: float = 0.0
     pong_due: float | None = None
 
@@ -123,13 +125,27 @@ class Hub:
         missed = (
             None
             if token is None
-            else self.buffer.since(subscriber.org_id, token, subscriber.user_id)
+            else self.buffer.missed(subscriber.org_id, token, subscriber.user_id)
         )
         if missed is None:
             subscriber.offer(RESUME_FAILED, force=True)
             return
-        for message in missed:
-            subscriber.offer(message, force=True)
+        # The socket stands where it resumed from, then after each event replayed to it.
+        subscriber.last_resume = resume
+        for message, position in missed:
+            subscriber.offer(message, resume=position, force=True)
+
+    def resume_point(self, subscriber: Subscriber) -> str:
+        """Where ``subscriber`` should resume from when it reconnects.
+
+        After the last event it was sent; without one, after the newest event this replica has
+        for its organisation (in arrival order: an event that occurred earlier but arrives during
+        the reconnection is still replayed); without any, from when it joined.
+        """
+        if subscriber.last_resume is not None:
+            return subscriber.last_resume
+        latest = self.buffer.latest(subscriber.org_id)
+        return str(latest if latest is not None else ResumeToken.at(subscriber.joined_at))
 
     def leave(self, subscriber: Subscriber) -> None:
         """Stop pushing to ``subscriber``."""

@@ -105,6 +105,17 @@ class ResumeBuffer:
             The messages, or None when the buffer cannot tell (the token is older than the
             window, or than what this replica has kept).
         """
+        missed = self.missed(org_id, token, user_id)
+        return None if missed is None else [message for message, _ in missed]
+
+    def missed(
+        self, org_id: UUID, token: ResumeToken, user_id: UUID | None
+    ) -> list[tuple[str, str]] | None:
+        """As :meth:`since`, each message with its own resume token (where it leaves a socket).
+
+        After an event this replica kept, in the order it received them; after any other point,
+        what occurred after it.
+        """
         now = self._clock()
         complete_since = max(self._started, self._complete_since.get(org_id, 0.0))
         if token.seconds < now - self._window or token.seconds < complete_since:
@@ -122,7 +133,19 @@ class ResumeBuffer:
         if after is None:
             after = [entry for entry in events if (entry[0], entry[1]) > key]
         user = None if user_id is None else user_id.hex
-        return [message for *_, message, target in after if target is None or target == user]
+        return [
+            (message, f"{occurred_us:x}.{event_id}")
+            for occurred_us, event_id, _, message, target in after
+            if target is None or target == user
+        ]
+
+    def latest(self, org_id: UUID) -> ResumeToken | None:
+        """The newest event this replica kept for ``org_id``: a point in its arrival order."""
+        events = self._events.get(org_id)
+        if not events:
+            return None
+        occurred_us, event_id, *_ = events[-1]
+        return ResumeToken(occurred_us, UUID(hex=event_id))
 
     def sweep(self) -> None:
         """Drop what has aged out of every organisation's buffer."""
