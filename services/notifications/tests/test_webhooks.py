@@ -6,7 +6,9 @@ scripted statuses; the environment is ``test``, which lets webhooks go to loopba
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import gzip
 import hashlib
 import hmac
 import json
@@ -21,7 +23,8 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import create_async_engine
+from prometheus_client import REGISTRY
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from novitrac_contracts.auth import OrgCreated, UserRegistered
 from novitrac_contracts.envelope import Envelope, Event
@@ -33,13 +36,14 @@ from novitrac_contracts.telephony import (
 )
 from novitrac_kit import outbound
 from novitrac_kit.config import SettingsError, load_settings
+from novitrac_kit.db import create_session_factory, transaction
 from novitrac_kit.outbound import UnsafeUrl, check_url
 from novitrac_kit.standard_webhooks import new_secret, signature
 from novitrac_kit.testing.internal import INTERNAL_TOKEN
 from novitrac_kit.testing.waiting import eventually
 from novitrac_notifications import webhooks
 from novitrac_notifications.config import Settings
-from novitrac_notifications.db import webhook_deliveries, webhook_endpoints
+from novitrac_notifications.db import secret_key_check, webhook_deliveries, webhook_endpoints
 from novitrac_notifications.webhook_sender import WebhookSender
 
 from .conftest import SECRET_ENCRYPTION_KEY, Harness, HarnessFactory
@@ -184,23 +188,37 @@ async def create(
     return body
 
 
-async def deliveries(harness: Harness, endpoint_id: str) -> list[Any]:
+def _engine(harness: Harness | AsyncEngine) -> AsyncEngine:
+    return harness if isinstance(harness, AsyncEngine) else harness.engine
+
+
+async def deliveries(harness: Harness | AsyncEngine, endpoint_id: str) -> list[Any]:
     query = (
         sa.select(webhook_deliveries)
         .where(webhook_deliveries.c.endpoint_id == uuid.UUID(endpoint_id))
         .order_by(webhook_deliveries.c.created_at)
     )
-    async with harness.engine.connect() as connection:
+    async with _engine(harness).connect() as connection:
         return list((await connection.execute(query)).all())
 
 
-async def endpoint_row(harness: Harness, endpoint_id: str) -> Any:
+async def endpoint_row(harness: Harness | AsyncEngine, endpoint_id: str) -> Any:
     query = sa.select(webhook_endpoints).where(webhook_endpoints.c.id == uuid.UUID(endpoint_id))
-    async with harness.engine.connect() as connection:
+    async with _engine(harness).connect() as connection:
         return (await connection.execute(query)).one()
 
 
-async def settled(harness: Harness, endpoint_id: str, status: str, count: int = 1) -> list[Any]:
+def deferred_attempts() -> float:
+    """How many attempts this process's senders put off for a secret that did not open."""
+    value = REGISTRY.get_sample_value(
+        "novitrac_notifications_webhook_attempts_total", {"outcome": "deferred"}
+    )
+    return value or 0.0
+
+
+async def settled(
+    harness: Harness | AsyncEngine, endpoint_id: str, status: str, count: int = 1
+) -> list[Any]:
     """Wait until ``count`` deliveries to the endpoint are all ``status``; return them."""
 
     async def reached() -> bool:
@@ -683,32 +701,31 @@ async def test_production_connects_to_the_address_it_checked_not_to_a_second_loo
                     payload={"hello": "world"},
                 )
             )
-        async with httpx.AsyncClient(transport=httpx.MockTransport(receive)) as http:
-            sender = WebhookSender(
-                engine,
-                sealer=SEALER,
-                environment="production",
-                retry_schedule=[60.0],
-                poll_interval=0.2,
-                http=http,
-            )
-            await sender.start()
-            try:
+        sender = WebhookSender(
+            engine,
+            sealer=SEALER,
+            environment="production",
+            retry_schedule=[60.0],
+            poll_interval=0.2,
+            transport=lambda: httpx.MockTransport(receive),
+        )
+        await sender.start()
+        try:
 
-                async def delivered() -> bool:
-                    async with engine.connect() as connection:
-                        row = (
-                            await connection.execute(
-                                webhook_deliveries.select().where(
-                                    webhook_deliveries.c.id == delivery_id
-                                )
+            async def delivered() -> bool:
+                async with engine.connect() as connection:
+                    row = (
+                        await connection.execute(
+                            webhook_deliveries.select().where(
+                                webhook_deliveries.c.id == delivery_id
                             )
-                        ).one()
-                    return bool(row.status == "succeeded")
+                        )
+                    ).one()
+                return bool(row.status == "succeeded")
 
-                await eventually(delivered)
-            finally:
-                await sender.stop()
+            await eventually(delivered)
+        finally:
+            await sender.stop()
     finally:
         await engine.dispose()
 
@@ -717,6 +734,183 @@ async def test_production_connects_to_the_address_it_checked_not_to_a_second_loo
     assert str(request.url) == "https://93.184.216.34:8443/novitrac?tenant=a"
     assert request.headers["host"] == "hooks.example.com:8443"
     assert request.extensions["sni_hostname"] == "hooks.example.com"
+
+
+PLAIN_BODY = b"x" * 100 + b" and much more " * 10_000
+
+
+async def _production_endpoints(
+    engine: AsyncEngine, urls: list[str], *, per_endpoint: int = 1
+) -> list[uuid.UUID]:
+    """Endpoints written directly (each with ``per_endpoint`` deliveries); their ids."""
+    ids = []
+    async with engine.begin() as connection:
+        for url in urls:
+            endpoint_id = uuid.uuid4()
+            ids.append(endpoint_id)
+            await connection.execute(
+                webhook_endpoints.insert().values(
+                    id=endpoint_id, org_id=uuid.uuid4(), url=url, secret=new_secret()
+                )
+            )
+            for _ in range(per_endpoint):
+                await connection.execute(
+                    webhook_deliveries.insert().values(
+                        id=uuid.uuid4(),
+                        endpoint_id=endpoint_id,
+                        event_id=uuid.uuid4(),
+                        event_type="telephony.call.ended.v1",
+                        payload={"hello": "world"},
+                    )
+                )
+    return ids
+
+
+async def _attempted_all(engine: AsyncEngine, count: int) -> list[Any]:
+    async def attempted() -> bool:
+        async with engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    webhook_deliveries.select().where(webhook_deliveries.c.attempts > 0)
+                )
+            ).all()
+        return len(rows) == count
+
+    await eventually(attempted)
+    async with engine.connect() as connection:
+        return list((await connection.execute(webhook_deliveries.select())).all())
+
+
+async def test_production_never_reuses_a_connection_for_another_host_name(
+    migrated_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two names at one address: the URLs are pinned to it, so a pool shared by both would key
+    # their connections alike and send a delivery to one over a connection (TLS) verified for
+    # the other. Each transport stands for a connection pool: none may see two names.
+    async def resolve(host: str, port: int) -> list[str]:
+        return ["93.184.216.34"]
+
+    monkeypatch.setattr(outbound, "_resolve", resolve)
+
+    class Spy(httpx.AsyncBaseTransport):
+        def __init__(self) -> None:
+            self.names: list[str] = []
+            self.urls: list[str] = []
+            spies.append(self)
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            self.names.append(request.extensions["sni_hostname"])
+            self.urls.append(str(request.url))
+            return httpx.Response(204)
+
+    spies: list[Spy] = []
+    engine = create_async_engine(migrated_url)
+    try:
+        await _production_endpoints(
+            engine,
+            ["https://attacker.example/hook", "https://victim.example/hook"],
+            per_endpoint=3,
+        )
+        sender = WebhookSender(
+            engine,
+            sealer=SEALER,
+            environment="production",
+            retry_schedule=[60.0],
+            poll_interval=0.2,
+            transport=Spy,
+        )
+        await sender.start()
+        try:
+            rows = await _attempted_all(engine, 6)
+        finally:
+            await sender.stop()
+    finally:
+        await engine.dispose()
+
+    assert {row.status for row in rows} == {"succeeded"}
+    names = [name for spy in spies for name in spy.names]
+    assert sorted(names) == ["attacker.example"] * 3 + ["victim.example"] * 3
+    assert {url for spy in spies for url in spy.urls} == {"https://93.184.216.34/hook"}
+    assert all(len(set(spy.names)) == 1 for spy in spies), "a pool served two host names"
+
+
+async def test_production_clients_share_one_ssl_context(migrated_url: str) -> None:
+    engine = create_async_engine(migrated_url)
+    try:
+        sender = WebhookSender(
+            engine, sealer=SEALER, environment="production", retry_schedule=[60.0]
+        )
+        first, second = sender._default_transport(), sender._default_transport()
+        try:
+            contexts = {
+                id(transport._pool._ssl_context)  # type: ignore[attr-defined]
+                for transport in (first, second)
+            }
+            assert len(contexts) == 1
+        finally:
+            await first.aclose()
+            await second.aclose()
+    finally:
+        await engine.dispose()
+
+
+async def test_an_error_body_is_read_raw_and_never_inflated(
+    migrated_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A gzip bomb: some 64 kB that inflate to 64 MB (a real one would be far worse).
+    async def resolve(host: str, port: int) -> list[str]:
+        return ["93.184.216.34"]
+
+    monkeypatch.setattr(outbound, "_resolve", resolve)
+    bomb = gzip.compress(b"A" * (64 * 1024 * 1024), compresslevel=9)
+    pulled: list[int] = []
+
+    class Body(httpx.AsyncByteStream):
+        def __init__(self, chunks: list[bytes]) -> None:
+            self._chunks = chunks
+
+        async def __aiter__(self) -> Any:
+            for chunk in self._chunks:
+                pulled.append(len(chunk))
+                yield chunk
+
+    requests: list[httpx.Request] = []
+
+    def receive(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        if request.url.path == "/bomb":
+            chunks = [bomb[i : i + 16384] for i in range(0, len(bomb), 16384)]
+            return httpx.Response(500, headers={"content-encoding": "gzip"}, stream=Body(chunks))
+        chunks = [PLAIN_BODY[i : i + 64] for i in range(0, len(PLAIN_BODY), 64)]
+        return httpx.Response(502, stream=Body(chunks))
+
+    engine = create_async_engine(migrated_url)
+    try:
+        bomb_id, plain_id = await _production_endpoints(
+            engine, ["https://bomb.example/bomb", "https://plain.example/plain"]
+        )
+        sender = WebhookSender(
+            engine,
+            sealer=SEALER,
+            environment="production",
+            retry_schedule=[60.0],
+            poll_interval=0.2,
+            transport=lambda: httpx.MockTransport(receive),
+        )
+        await sender.start()
+        try:
+            await _attempted_all(engine, 2)
+        finally:
+            await sender.stop()
+        [bombed] = await deliveries(engine, str(bomb_id))
+        [plain] = await deliveries(engine, str(plain_id))
+    finally:
+        await engine.dispose()
+
+    assert {request.headers["accept-encoding"] for request in requests} == {"identity"}
+    assert bombed.last_error == "HTTP 500", "a compressed body is not inflated to be shown"
+    assert plain.last_error == "HTTP 502: " + " ".join(PLAIN_BODY[:200].decode().split())
+    assert sum(pulled) <= 256, "only the start of an error body is read"
 
 
 async def test_production_refuses_urls_that_are_not_public_https() -> None:
@@ -807,37 +1001,140 @@ async def test_secrets_are_kept_sealed_and_clear_ones_from_before_are_sealed_at_
             assert verify(secret, request), "signed with the secret the user was given"
 
 
-async def test_under_another_encryption_key_deliveries_fail_and_say_why(
-    make_harness: HarnessFactory, receiver: Receiver
+async def test_under_another_encryption_key_deliveries_wait_and_say_why(
+    make_harness: HarnessFactory, migrated_url: str, receiver: Receiver
+) -> None:
+    # A wrong key is the platform's fault: the endpoints are not charged for it, the deliveries
+    # keep their attempts and wait, and go once the right key is back (or the secret rotated).
+    org_id = uuid.uuid4()
+    async with make_harness() as harness:
+        kept = await create(harness, org_id, receiver.url("/kept"))
+        rotated = await create(harness, org_id, receiver.url("/rotated"))
+
+    wrong = webhooks.secret_sealer("a different key, set by mistake")
+    engine = create_async_engine(migrated_url)
+    sessions = create_session_factory(engine)
+    try:
+        async with transaction(sessions) as session:
+            for endpoint in (kept, rotated):
+                await webhooks.enqueue_test(
+                    session, org_id=org_id, endpoint_id=uuid.UUID(endpoint["id"])
+                )
+        # A sender of the service running under another key (the start-up check passed before,
+        # or the secrets were sealed elsewhere): its secrets do not open.
+        sender = WebhookSender(
+            engine,
+            sealer=wrong,
+            environment="test",
+            retry_schedule=[0.05, 0.05],
+            max_consecutive_failures=2,
+            poll_interval=0.2,
+        )
+        deferred_before = deferred_attempts()
+        await sender.start()
+        try:
+
+            async def tried_thrice_each() -> bool:
+                return deferred_attempts() >= deferred_before + 6
+
+            await eventually(tried_thrice_each)
+            for endpoint in (kept, rotated):
+                [waiting] = await deliveries(engine, endpoint["id"])
+                assert (waiting.status, waiting.attempts) == ("pending", 0)
+                assert "NOTIFICATIONS_SECRET_ENCRYPTION_KEY" in waiting.last_error
+                assert "rotate" in waiting.last_error
+                stored = await endpoint_row(engine, endpoint["id"])
+                assert stored.enabled
+                assert stored.consecutive_failures == 0
+            assert receiver.requests == [], "nothing is sent unsigned or wrongly signed"
+
+            # A secret rotated under the key in use opens: its delivery goes at the next try.
+            async with transaction(sessions) as session:
+                result = await webhooks.rotate_secret(
+                    session, wrong, org_id=org_id, endpoint_id=uuid.UUID(rotated["id"])
+                )
+            assert result is not None
+            new_secret_value = result[1]
+            [done] = await settled(engine, rotated["id"], "succeeded")
+            assert done.attempts == 1
+            [request] = receiver.to("/rotated")
+            assert verify(new_secret_value, request)
+        finally:
+            await sender.stop()
+        [waiting] = await deliveries(engine, kept["id"])
+        assert (waiting.status, waiting.attempts) == ("pending", 0)
+    finally:
+        await engine.dispose()
+
+    # The right key back, the one that waited goes, signed with the secret the user was given.
+    async with make_harness(**FAST) as harness:
+        [done] = await settled(harness, kept["id"], "succeeded")
+        assert done.attempts == 1
+        [request] = receiver.to("/kept")
+        assert verify(kept["secret"], request)
+        assert (await endpoint_row(harness, kept["id"])).consecutive_failures == 0
+
+
+async def test_a_start_up_under_another_key_refuses_and_seals_nothing(
+    make_harness: HarnessFactory, migrated_url: str, receiver: Receiver
 ) -> None:
     org_id = uuid.uuid4()
     async with make_harness() as harness:
-        endpoint = await create(harness, org_id, receiver.url("/x"))
+        sealed = await create(harness, org_id, receiver.url("/sealed"))
 
-    async with make_harness(
-        secret_encryption_key="a different key, set by mistake", **FAST
-    ) as harness:
-        headers = owner_headers(harness, org_id)
-        tested = await harness.client.post(
-            f"/v1/webhook-endpoints/{endpoint['id']}/test", headers=headers
+    engine = create_async_engine(migrated_url)
+    legacy_id, legacy_secret = uuid.uuid4(), new_secret()
+    try:
+        async with engine.begin() as connection:
+            check = (await connection.execute(sa.select(secret_key_check))).one()
+            assert SEALER.open(check.sealed) == webhooks.KEY_CHECK_VALUE
+            # A secret still in clear, which a start-up under a wrong key would lose for good.
+            await connection.execute(
+                webhook_endpoints.insert().values(
+                    id=legacy_id, org_id=org_id, url=receiver.url("/legacy"), secret=legacy_secret
+                )
+            )
+            before = (await connection.execute(sa.select(webhook_endpoints).order_by("id"))).all()
+
+        with pytest.raises(
+            webhooks.WrongSecretKey, match="NOTIFICATIONS_SECRET_ENCRYPTION_KEY is not the key"
+        ):
+            async with make_harness(secret_encryption_key="a different key, set by mistake"):
+                pass
+
+        async with engine.connect() as connection:
+            after = (await connection.execute(sa.select(webhook_endpoints).order_by("id"))).all()
+            assert (await connection.execute(sa.select(secret_key_check))).all() == [check]
+        assert after == before
+        legacy = next(row for row in after if row.id == legacy_id)
+        assert (legacy.secret, legacy.secret_sealed) == (legacy_secret, None)
+    finally:
+        await engine.dispose()
+
+    # The right key starts, and seals it.
+    async with make_harness() as harness:
+        legacy = await endpoint_row(harness, str(legacy_id))
+        assert legacy.secret is None
+        assert SEALER.open(legacy.secret_sealed) == legacy_secret
+        assert (await endpoint_row(harness, sealed["id"])).secret is None
+
+
+async def test_replicas_starting_together_write_one_key_check_and_both_check_it(
+    migrated_url: str,
+) -> None:
+    engine = create_async_engine(migrated_url)
+    try:
+        first, second = await asyncio.gather(
+            webhooks.check_secret_key(engine, SEALER), webhooks.check_secret_key(engine, SEALER)
         )
-        assert tested.status_code == 202
-        [failed] = await settled(harness, endpoint["id"], "failed")
-        assert "NOTIFICATIONS_SECRET_ENCRYPTION_KEY" in failed.last_error
-        assert "rotate" in failed.last_error
-        assert receiver.to("/x") == [], "nothing is sent unsigned or wrongly signed"
-
-        rotated = await harness.client.post(
-            f"/v1/webhook-endpoints/{endpoint['id']}/rotate-secret", headers=headers
-        )
-        assert rotated.status_code == 200
-        await harness.client.post(f"/v1/webhook-endpoints/{endpoint['id']}/test", headers=headers)
-
-        async def received() -> bool:
-            return len(receiver.to("/x")) == 1
-
-        await eventually(received)
-        assert verify(rotated.json()["secret"], receiver.to("/x")[0])
+        assert sorted([first, second]) == [False, True]
+        assert await webhooks.check_secret_key(engine, SEALER) is False
+        with pytest.raises(webhooks.WrongSecretKey):
+            await webhooks.check_secret_key(engine, webhooks.secret_sealer("another key"))
+        async with engine.connect() as connection:
+            assert len((await connection.execute(sa.select(secret_key_check))).all()) == 1
+    finally:
+        await engine.dispose()
 
 
 def test_the_service_will_not_start_without_an_encryption_key() -> None:

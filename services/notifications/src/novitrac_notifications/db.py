@@ -217,3 +217,20 @@ webhook_deliveries = Table(
     ),
     Index("ix_webhook_deliveries_endpoint_id_created_at", "endpoint_id", "created_at", "id"),
 )
+
+KEY_CHECK_COMMENT = (
+    "One row: a known value sealed under the NOTIFICATIONS_SECRET_ENCRYPTION_KEY the service first "
+    "started with; a start-up whose key does not open it refuses to start."
+)
+
+secret_key_check = Table(
+    "secret_key_check",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("sealed", LargeBinary, nullable=False),
+    Column(
+        "created_at", DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()
+    ),
+    CheckConstraint("id = 1", name="one_row"),
+    comment=KEY_CHECK_COMMENT,
+)

@@ -15,7 +15,7 @@ from novitrac_notifications.handlers import handlers
 from novitrac_notifications.smtp import SmtpMailer
 from novitrac_notifications.webhook_endpoints import router as webhook_router
 from novitrac_notifications.webhook_sender import WebhookSender
-from novitrac_notifications.webhooks import seal_clear_secrets, secret_sealer
+from novitrac_notifications.webhooks import check_secret_key, seal_clear_secrets, secret_sealer
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,9 @@ async def lifespan(context: ServiceContext) -> AsyncIterator[None]:
         poll_interval=settings.delivery_poll_interval,
     )
     sealer = secret_sealer(settings.secret_encryption_key.get_secret_value())
+    # A wrong key refuses to start here (WrongSecretKey), before anything is sealed under it.
+    if await check_secret_key(context.engine, sealer):
+        logger.info("notifications.secret_key_check_written")
     sealed = await seal_clear_secrets(context.engine, sealer)
     if sealed:
         logger.info("notifications.webhook_secrets_sealed", extra={"endpoints": sealed})

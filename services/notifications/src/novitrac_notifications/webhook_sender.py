@@ -13,8 +13,18 @@ lease runs out (at least once: the receiver recognises a resend by its ``webhook
 retried after the next wait of the schedule, and once the schedule is spent the delivery is
 ``failed``. Every failed attempt counts against its endpoint, every success resets the count; at
 ``max_consecutive_failures`` the endpoint is disabled and its organisation's owners and admins are
-told in their feed. Senders wake on ``NOTIFY`` when a delivery is queued, when an attempt ends, and
-otherwise when the next one is due or every ``poll_interval`` seconds.
+told in their feed. A secret that does not open (``NOTIFICATIONS_SECRET_ENCRYPTION_KEY`` is not
+the one it was sealed under) is the platform's fault, not the endpoint's: nothing is sent, the
+endpoint is not charged, the delivery keeps its attempts and is tried again after the schedule's
+first wait, and an error is logged. Senders wake on ``NOTIFY`` when a delivery is queued, when an
+attempt ends, and otherwise when the next one is due or every ``poll_interval`` seconds.
+
+Outside the local environments each attempt connects to the address it checked (the URL pinned to
+it, the name only in ``sni_hostname``), so it has a client of its own: a pool shared by all would
+key connections by address and could send one endpoint's delivery over a connection whose
+certificate was verified for another name at the same address. The clients share one SSL context,
+made once. An error answer's body is asked for unencoded and only its first
+``ERROR_BODY_BYTES`` raw bytes are read, so a compressed reply is never inflated.
 """
 
 from __future__ import annotations
@@ -23,9 +33,10 @@ import asyncio
 import json
 import logging
 import random
+import ssl
 import time
-from collections.abc import Sequence
-from contextlib import suppress
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, Literal
 from uuid import UUID
@@ -50,7 +61,7 @@ logger = logging.getLogger(__name__)
 
 ATTEMPTS = Counter(
     "novitrac_notifications_webhook_attempts_total",
-    "Webhook delivery attempts by outcome (succeeded, retry, failed).",
+    "Webhook delivery attempts by outcome (succeeded, retry, failed, deferred).",
     ["outcome"],
 )
 DISABLED_KIND = "team.webhook_endpoint_disabled"
@@ -62,7 +73,7 @@ UNSEALABLE_SECRET = (
     "changed?); rotate the endpoint's secret"
 )
 
-Status = Literal["succeeded", "retry", "failed"]
+Status = Literal["succeeded", "retry", "failed", "deferred"]
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,8 @@ class _Attempt:
     status_code: int | None
     error: str | None
     duration_ms: int
+    deferred: bool = False
+    """Not the endpoint's doing (its secret does not open): retried without counting."""
 
 
 class WebhookSender:
@@ -90,7 +103,10 @@ class WebhookSender:
         concurrency: attempts in flight at once.
         endpoint_concurrency: attempts in flight at once to any one endpoint.
         poll_interval: seconds between checks when nothing wakes the sender.
-        http: the client to send with (tests); by default one of its own.
+        transport: makes the transport of each client the sender opens (tests); by default an
+            HTTP transport on the sender's one SSL context. In the local environments one client
+            serves every attempt; elsewhere each attempt has its own, so no connection is ever
+            reused for another endpoint's host name.
     """
 
     def __init__(
@@ -105,7 +121,7 @@ class WebhookSender:
         concurrency: int = 32,
         endpoint_concurrency: int = 4,
         poll_interval: float = 1.0,
-        http: httpx.AsyncClient | None = None,
+        transport: Callable[[], httpx.AsyncBaseTransport] | None = None,
     ) -> None:
         if not retry_schedule:
             raise ValueError("the retry schedule needs at least one wait")
@@ -120,8 +136,9 @@ class WebhookSender:
         self._concurrency = concurrency
         self._endpoint_concurrency = endpoint_concurrency
         self._poll_interval = poll_interval
-        self._http = http
-        self._owns_http = http is None
+        self._ssl_context: ssl.SSLContext | None = None
+        self._make_transport = transport or self._default_transport
+        self._shared: httpx.AsyncClient | None = None
         self._in_flight: dict[asyncio.Task[None], UUID] = {}
         self._failures = 0
         self._loop = Periodic(
@@ -133,8 +150,8 @@ class WebhookSender:
         """Run in background tasks until :meth:`stop`."""
         if self._loop.running:
             raise RuntimeError("the webhook sender is already running")
-        if self._http is None:
-            self._http = httpx.AsyncClient(follow_redirects=False, trust_env=False)
+        if self._environment in LOCAL_ENVIRONMENTS and self._shared is None:
+            self._shared = self._new_client()
         self._failures = 0
         self._loop.start()
         self._listener = asyncio.create_task(
@@ -166,9 +183,31 @@ class WebhookSender:
                 task.cancel()
             if late:
                 await asyncio.wait(late)
-        if self._owns_http and self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        shared, self._shared = self._shared, None
+        if shared is not None:
+            await shared.aclose()
+
+    # Clients.
+
+    def _default_transport(self) -> httpx.AsyncBaseTransport:
+        if self._ssl_context is None:
+            # Loading the CA certificates is slow: once per sender, not per attempt.
+            self._ssl_context = httpx.create_ssl_context(trust_env=False)
+        return httpx.AsyncHTTPTransport(verify=self._ssl_context, trust_env=False)
+
+    def _new_client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=self._make_transport(), follow_redirects=False, trust_env=False
+        )
+
+    @asynccontextmanager
+    async def _client(self) -> AsyncIterator[httpx.AsyncClient]:
+        """The client of one attempt: the shared one (local environments) or one of its own."""
+        if self._shared is not None:
+            yield self._shared
+            return
+        async with self._new_client() as client:
+            yield client
 
     # Claiming.
 
@@ -290,7 +329,6 @@ class WebhookSender:
         await self._record(row, attempt)
 
     async def _post(self, row: Row[Any]) -> _Attempt:
-        assert self._http is not None
         started = time.monotonic()
 
         def done(ok: bool, status_code: int | None, error: str | None) -> _Attempt:
@@ -301,10 +339,13 @@ class WebhookSender:
         try:
             secret = endpoint_secret(self._sealer, sealed=row.secret_sealed, clear=row.secret)
         except Unsealable:
-            return done(False, None, UNSEALABLE_SECRET)
+            attempt = done(False, None, UNSEALABLE_SECRET)
+            return _Attempt(False, None, attempt.error, attempt.duration_ms, deferred=True)
         headers = request_headers(
             secret, message_id=str(row.event_id), timestamp=int(time.time()), body=body
         )
+        # Compressed, an error body would be inflated to be read: only raw bytes are wanted.
+        headers["accept-encoding"] = "identity"
         url, extensions = row.url, {}
         try:
             async with asyncio.timeout(self._timeout):
@@ -313,14 +354,17 @@ class WebhookSender:
                     target = pinned(row.url, addresses[0])
                     url, extensions = target.url, {"sni_hostname": target.sni_hostname}
                     headers["host"] = target.host
-                async with self._http.stream(
-                    "POST",
-                    url,
-                    content=body,
-                    headers=headers,
-                    timeout=self._timeout,
-                    extensions=extensions,
-                ) as response:
+                async with (
+                    self._client() as http,
+                    http.stream(
+                        "POST",
+                        url,
+                        content=body,
+                        headers=headers,
+                        timeout=self._timeout,
+                        extensions=extensions,
+                    ) as response,
+                ):
                     if 200 <= response.status_code < 300:
                         return done(True, response.status_code, None)
                     excerpt = await _excerpt(response)
@@ -340,6 +384,9 @@ class WebhookSender:
         return "retry", self._schedule[attempts - 1] * random.uniform(0.9, 1.1)
 
     async def _record(self, row: Row[Any], attempt: _Attempt) -> None:
+        if attempt.deferred:
+            await self._defer(row, attempt)
+            return
         d, e = webhook_deliveries.c, webhook_endpoints.c
         attempts = row.attempts + 1
         values: dict[str, Any] = {
@@ -400,6 +447,32 @@ class WebhookSender:
             },
         )
 
+    async def _defer(self, row: Row[Any], attempt: _Attempt) -> None:
+        """The platform's fault: try again after the first wait, the endpoint uncharged."""
+        d = webhook_deliveries.c
+        wait = self._schedule[0] * random.uniform(0.9, 1.1)
+        async with transaction(self._sessions) as session:
+            await session.execute(
+                update(webhook_deliveries)
+                .where(d.id == row.id, d.status == "pending", d.attempts == row.attempts)
+                .values(
+                    last_status_code=None,
+                    last_error=attempt.error,
+                    last_duration_ms=attempt.duration_ms,
+                    next_attempt_at=func.clock_timestamp() + _seconds(wait),
+                )
+            )
+        ATTEMPTS.labels("deferred").inc()
+        logger.error(
+            "notifications.webhook.secret_unsealable",
+            extra={
+                "delivery_id": str(row.id),
+                "endpoint_id": str(row.endpoint_id),
+                "error": attempt.error,
+                "retry_in": wait,
+            },
+        )
+
     async def _disable(self, session: Any, row: Row[Any], failures: int, attempt: _Attempt) -> None:
         reason = f"{failures} failed attempts in a row; the last: {attempt.error}"
         await session.execute(
@@ -427,11 +500,17 @@ class WebhookSender:
 
 
 async def _excerpt(response: httpx.Response) -> str:
-    """The start of an error answer's body, for the delivery log (never more is read)."""
+    """The start of an error answer's body, for the delivery log (never more is read).
+
+    Raw bytes only, never decoded: a body sent compressed all the same is not read at all.
+    """
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        return ""
     chunks: list[bytes] = []
     size = 0
     with suppress(httpx.HTTPError):
-        async for chunk in response.aiter_bytes():
+        async for chunk in response.aiter_raw():
             chunks.append(chunk)
             size += len(chunk)
             if size >= ERROR_BODY_BYTES:

@@ -20,7 +20,9 @@ the ``development`` and ``test`` environments allow plain ``http`` and any addre
 
 Secrets are stored sealed (:mod:`novitrac_kit.sealing`, under
 ``NOTIFICATIONS_SECRET_ENCRYPTION_KEY``) and shown to the user only when they are set, so a copy
-of the database cannot forge deliveries.
+of the database cannot forge deliveries. The one-row ``secret_key_check`` holds a known value sealed
+under the key the service first started with: a start-up whose key does not open it refuses to
+start (:func:`check_secret_key`) before it seals anything under that key.
 """
 
 from __future__ import annotations
@@ -54,9 +56,9 @@ from novitrac_contracts.telephony import (
     SmsSent,
 )
 from novitrac_contracts.voice import ConversationAnalyzed, ConversationEnded
-from novitrac_kit.sealing import Sealer
+from novitrac_kit.sealing import Sealer, Unsealable
 from novitrac_kit.standard_webhooks import new_secret
-from novitrac_notifications.db import webhook_deliveries, webhook_endpoints
+from novitrac_notifications.db import secret_key_check, webhook_deliveries, webhook_endpoints
 
 WEBHOOK_CHANNEL = "notifications_webhooks"
 """The ``NOTIFY`` channel that wakes webhook senders."""
@@ -107,10 +109,53 @@ def endpoint_secret(sealer: Sealer, *, sealed: bytes | None, clear: str | None) 
     return clear
 
 
+KEY_CHECK_VALUE = "novitrac notifications: the webhook secrets' key"
+"""What ``secret_key_check`` holds sealed: opening it proves the configured key is the right one."""
+
+
+class WrongSecretKey(RuntimeError):
+    """``NOTIFICATIONS_SECRET_ENCRYPTION_KEY`` is not the key the secrets are sealed under."""
+
+
+async def check_secret_key(engine: AsyncEngine, sealer: Sealer) -> bool:
+    """Check the configured key against the one the service first started with.
+
+    The first start-up stores :data:`KEY_CHECK_VALUE` sealed under its key (of replicas starting
+    together, one writes it and all check it). Returns whether this call wrote it.
+
+    Raises:
+        WrongSecretKey: the stored check value does not open with ``sealer``.
+    """
+    c = secret_key_check.c
+    async with engine.begin() as connection:
+        written = await connection.execute(
+            insert(secret_key_check)
+            .values(id=1, sealed=sealer.seal(KEY_CHECK_VALUE))
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(c.id)
+        )
+        wrote = written.first() is not None
+        stored = (await connection.execute(select(c.sealed).where(c.id == 1))).scalar_one()
+    try:
+        opened = sealer.open(stored)
+    except Unsealable:
+        opened = None
+    if opened != KEY_CHECK_VALUE:
+        raise WrongSecretKey(
+            "NOTIFICATIONS_SECRET_ENCRYPTION_KEY is not the key the webhook endpoints' secrets "
+            "are sealed under (it does not open notifications.secret_key_check): set the key "
+            "the service ran with before; nothing was sealed under this one. If that earlier "
+            "key was the mistake, delete the row of notifications.secret_key_check and rotate "
+            "the secret of every endpoint made meanwhile (theirs are sealed under it)"
+        )
+    return wrote
+
+
 async def seal_clear_secrets(engine: AsyncEngine, sealer: Sealer) -> int:
     """Seal the secrets of endpoints made before secrets were sealed; returns how many.
 
-    Run at start-up; replicas starting together seal each endpoint once (its row is locked).
+    Run at start-up, once :func:`check_secret_key` has passed with ``sealer``; replicas
+    starting together seal each endpoint once (its row is locked).
     """
     e = webhook_endpoints.c
     async with engine.begin() as connection:
