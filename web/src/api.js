@@ -192,6 +192,28 @@ export class Api {
     this.onSessionEnded = options.onSessionEnded ?? (() => {});
     /** @type {Promise<Session | null> | null} */
     this.refreshing = null;
+    /** @type {string | null} the refresh token the pending refresh spends */
+    this.refreshingFor = null;
+    /** @type {Promise<unknown>} refreshes in this tab, one after another */
+    this.queue = Promise.resolve();
+    /** Bumped whenever the session is replaced or removed here (login, switch, logout, ended). */
+    this.epoch = 0;
+  }
+
+  /**
+   * A session to send a call with when `session` is about to expire: the refreshed one; the old
+   * one while its access token is still valid when the refresh cannot be made now (5xx, offline);
+   * else that refresh's error. Null once the session is gone.
+   * @param {Session} session
+   * @returns {Promise<Session | null>}
+   */
+  async renewBefore(session) {
+    try {
+      return await this.refresh(session);
+    } catch (error) {
+      if (session.expiresAt > this.now() && this.tokens.get()?.refresh === session.refresh) return session;
+      throw error;
+    }
   }
 
   /** Whether there is a session (it may still turn out to be expired). */
@@ -208,14 +230,17 @@ export class Api {
   async request(path, options = {}) {
     const auth = options.auth ?? true;
     let session = auth ? this.tokens.get() : null;
-    if (auth && session && session.expiresAt - this.now() < 10_000) session = await this.refresh(session);
+    if (auth && session && session.expiresAt - this.now() < 10_000) session = await this.renewBefore(session);
     let response = await this.send(path, options, session);
     if (response.status === 401 && auth && session) {
+      const refused = await this.failure(response);
+      // A refresh that cannot be made now (5xx, offline) fails the call with that error, not
+      // with "Please log in again".
       const renewed = await this.refresh(session);
-      if (!renewed) throw await this.failure(response);
+      if (!renewed) throw refused;
       response = await this.send(path, options, renewed);
       if (response.status === 401) {
-        this.endSession();
+        this.endSession(renewed);
       }
     }
     if (!response.ok) throw await this.failure(response);
@@ -298,18 +323,39 @@ export class Api {
   /**
    * A new access token for `stale` (the session whose token was refused or is expiring). Calls
    * made together share one refresh; a refresh another tab made meanwhile is used as it is.
+   * Resolves with null when the session is gone (refused, logged out); rejects with the ApiError
+   * when the refresh cannot be made now (5xx, offline), the session being kept.
    * @param {Session} stale
    * @returns {Promise<Session | null>}
    */
   refresh(stale) {
-    if (!this.refreshing) {
-      this.refreshing = /** @type {Promise<Session | null>} */ (
-        this.lock('novitrac-refresh', () => this.refreshNow(stale))
+    if (!this.refreshing || this.refreshingFor !== stale.refresh) {
+      const spent = stale.refresh;
+      const promise = /** @type {Promise<Session | null>} */ (
+        this.locked(() => this.refreshNow(stale))
       ).finally(() => {
-        this.refreshing = null;
+        if (this.refreshing === promise) {
+          this.refreshing = null;
+          this.refreshingFor = null;
+        }
       });
+      this.refreshing = promise;
+      this.refreshingFor = spent;
     }
     return this.refreshing;
+  }
+
+  /**
+   * Run `task` under the `novitrac-refresh` lock: across tabs (navigator.locks when given) and,
+   * in any case, one at a time in this tab.
+   * @template T
+   * @param {() => Promise<T>} task
+   * @returns {Promise<T>}
+   */
+  locked(task) {
+    const run = this.queue.then(() => /** @type {Promise<T>} */ (this.lock('novitrac-refresh', task)));
+    this.queue = run.catch(() => undefined);
+    return run;
   }
 
   /** @param {Session} stale */
@@ -317,54 +363,86 @@ export class Api {
     const current = this.tokens.get();
     if (!current) return null;
     if (current.refresh !== stale.refresh || current.access !== stale.access) {
-      // Another tab (or call) has refreshed already.
+      // Another tab (or call) has refreshed already, or the session changed (login, switch).
       if (current.expiresAt - this.now() > 10_000) return current;
     }
+    const spent = current.refresh;
+    const epoch = this.epoch;
+    // Whether the session spent is still the one stored (no logout, login or switch meanwhile).
+    const unchanged = () => this.epoch === epoch && this.tokens.get()?.refresh === spent;
     let response;
     try {
-      response = await this.send('/v1/auth/refresh', { method: 'POST', body: { refresh_token: current.refresh } }, null);
-    } catch {
-      return null; // Offline: keep the session, the call fails with its own error.
+      response = await this.send('/v1/auth/refresh', { method: 'POST', body: { refresh_token: spent } }, null);
+    } catch (error) {
+      if (!unchanged()) return this.tokens.get();
+      throw error; // Offline: keep the session, the call fails with this error.
     }
     if (!response.ok) {
-      if (response.status === 400 || response.status === 401 || response.status === 403) this.endSession();
-      return null;
+      if (!unchanged()) return this.tokens.get();
+      if (response.status === 400 || response.status === 401 || response.status === 403) {
+        this.endSession(current);
+        return null;
+      }
+      throw await this.failure(response); // 5xx: keep the session.
     }
     const session = sessionFromPair(await response.json(), this.now());
+    if (!unchanged()) {
+      // Logged out, or another session started meanwhile: that one stays. The pair just
+      // made is of no use: revoke it (best effort).
+      void this.send('/v1/auth/logout', { method: 'POST', body: { refresh_token: session.refresh } }, null).catch(() => null);
+      return this.tokens.get();
+    }
     this.tokens.set(session);
     return session;
   }
 
-  /** An access token valid for a while yet (for the live socket), or null when signed out. */
+  /**
+   * An access token valid for a while yet (for the live socket), or null when signed out. Rejects
+   * when the token cannot be renewed now (5xx, offline) and the current one has expired.
+   */
   async accessToken() {
     const session = this.tokens.get();
     if (!session) return null;
     if (session.expiresAt - this.now() > 30_000) return session.access;
-    const renewed = await this.refresh(session);
+    const renewed = await this.renewBefore(session);
     return renewed ? renewed.access : null;
   }
 
   /**
-   * Start a session from a token pair (login, verify, switch, invitation).
+   * Start a session from a token pair (login, verify, switch, invitation). A refresh still on its
+   * way for the previous session does not overwrite it (see refreshNow).
    * @param {TokenPair} pair
    */
   start(pair) {
     const session = sessionFromPair(pair, this.now());
+    this.epoch += 1;
     this.tokens.set(session);
     return session;
   }
 
-  /** Log out: revoke the refresh token (best effort) and forget the session. */
+  /**
+   * Log out: forget the session and revoke its refresh token (best effort). A refresh still on its
+   * way does not bring the session back (see refreshNow).
+   */
   async logout() {
     const session = this.tokens.get();
+    this.epoch += 1;
     this.tokens.set(null);
     if (session) {
       await this.send('/v1/auth/logout', { method: 'POST', body: { refresh_token: session.refresh } }, null).catch(() => null);
     }
   }
 
-  endSession() {
-    if (this.tokens.get() === null) return;
+  /**
+   * End the session after the API refused it; only `expected` when given (a newer session that
+   * was started meanwhile is left alone).
+   * @param {Session} [expected]
+   */
+  endSession(expected) {
+    const current = this.tokens.get();
+    if (current === null) return;
+    if (expected && current.refresh !== expected.refresh) return;
+    this.epoch += 1;
     this.tokens.set(null);
     this.onSessionEnded();
   }

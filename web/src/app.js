@@ -1,6 +1,6 @@
 // The dashboard's entry point: the session, the live socket, the shell and the routes.
 
-import { h, replace } from './dom.js';
+import { h, replace, sitePath } from './dom.js';
 import { Api, StorageTokenStore, MemoryTokenStore } from './api.js';
 import { LiveClient, socketUrl } from './live.js';
 import { Router } from './router.js';
@@ -160,9 +160,13 @@ const ctx = {
   canManage: () => ctx.me?.role === 'owner' || ctx.me?.role === 'admin',
 };
 
-/** @param {string | null | undefined} next */
+/**
+ * Where to go after logging in: a path of this site only (`//host`, `/\\host`, `/<TAB>/host`
+ * and other origins are refused).
+ * @param {string | null | undefined} next
+ */
 function safeNext(next) {
-  return next && next.startsWith('/') && !next.startsWith('//') ? next : null;
+  return sitePath(next, window.location.origin);
 }
 
 /** @param {string | null} message */
@@ -284,7 +288,8 @@ live.subscribe((event) => {
     renderBell();
     toast(event.data.title ?? 'New notification');
   } else if (event.type === 'auth.member.role_changed.v1' && event.data.user_id === ctx.me?.user.id) {
-    void ctx.refreshMe();
+    // The new role shows on the next success; a failure now (offline) must not go unhandled.
+    ctx.refreshMe().catch(() => {});
   }
 });
 window.addEventListener('novitrac:unread', (event) => {

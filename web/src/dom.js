@@ -9,8 +9,46 @@
 const BOOLEAN = new Set(['disabled', 'hidden', 'required', 'checked', 'selected', 'readonly', 'multiple', 'open', 'autofocus']);
 const PROPERTIES = new Set(['value', 'checked', 'selected', 'indeterminate']);
 // URL attributes may only hold http(s), mailto or tel links, or paths of this site.
-const URL_ATTRIBUTES = new Set(['href', 'src', 'action', 'formaction']);
-const SAFE_URL = /^(https?:|mailto:|tel:|\/(?!\/)|#|\?)/i;
+const URL_ATTRIBUTES = new Set(['href', 'xlink:href', 'src', 'action', 'formaction', 'poster', 'cite', 'background', 'data', 'codebase', 'manifest']);
+// Attributes holding a list of URLs: `srcset` (comma-separated, each with a descriptor) and
+// `ping` (space-separated).
+const URL_LIST_ATTRIBUTES = new Set(['srcset', 'ping']);
+const SAFE_SCHEME = /^(https?:|mailto:|tel:)/i;
+// Browsers read `\` as `/` and drop tabs and newlines in URLs, so `/\host` and `/<TAB>/host`
+// lead to another site: no control character or backslash anywhere.
+// eslint-disable-next-line no-control-regex
+const UNSAFE_CHARACTERS = /[\u0000-\u001f\u007f\\]/;
+const FALLBACK_ORIGIN = 'https://dashboard.invalid';
+
+/** The page's origin, or a fixed one outside a browser (tests). */
+function pageOrigin() {
+  const origin = /** @type {any} */ (globalThis).location?.origin;
+  return typeof origin === 'string' && origin !== 'null' ? origin : FALLBACK_ORIGIN;
+}
+
+/**
+ * `value` as a path of this site (`pathname + search + hash`), or null when it is not one or
+ * would lead elsewhere (`//host`, `/\host`, `/<TAB>/host`, another origin, `javascript:`).
+ * @param {unknown} value
+ * @param {string} [origin] the site's origin (the page's by default)
+ * @returns {string | null}
+ */
+export function sitePath(value, origin = pageOrigin()) {
+  if (typeof value !== 'string' || !value || UNSAFE_CHARACTERS.test(value)) return null;
+  let url;
+  let base;
+  try {
+    base = new URL(origin);
+    url = new URL(value, base);
+  } catch {
+    return null;
+  }
+  if (url.origin !== base.origin) return null;
+  // A path, or an absolute URL of this very origin; nothing relative like `calls` or `../x`.
+  if (!value.startsWith('/') && !value.toLowerCase().startsWith(`${base.origin.toLowerCase()}/`)) return null;
+  if (value.startsWith('//')) return null;
+  return url.pathname + url.search + url.hash;
+}
 
 /**
  * Create an element.
@@ -36,20 +74,28 @@ export function h(tag, attrs, ...children) {
 export function setAttrs(element, attrs) {
   for (const [name, value] of Object.entries(attrs)) {
     if (value === undefined || value === null) continue;
-    if (name.startsWith('on') && typeof value === 'function') {
-      element.addEventListener(name.slice(2).toLowerCase(), /** @type {EventListener} */ (value));
+    // Attribute names are case-insensitive in HTML: `HREF`, `onClick`, `STYLE` are checked too.
+    const key = name.toLowerCase();
+    if (key.startsWith('on') && typeof value === 'function') {
+      element.addEventListener(key.slice(2), /** @type {EventListener} */ (value));
     } else if (name === 'dataset' && typeof value === 'object') {
       for (const [key, item] of Object.entries(/** @type {object} */ (value))) element.dataset[key] = String(item);
-    } else if (PROPERTIES.has(name)) {
-      /** @type {any} */ (element)[name] = value;
-    } else if (BOOLEAN.has(name)) {
-      if (value) element.setAttribute(name, '');
-      else element.removeAttribute(name);
-    } else if (name === 'style' || name.startsWith('on') || name === 'innerHTML' || name === 'srcdoc') {
+    } else if (PROPERTIES.has(key)) {
+      /** @type {any} */ (element)[key] = value;
+    } else if (BOOLEAN.has(key)) {
+      if (value) element.setAttribute(key, '');
+      else element.removeAttribute(key);
+    } else if (key === 'style' || key.startsWith('on') || key === 'innerhtml' || key === 'outerhtml' || key === 'srcdoc') {
       throw new Error(`h(): attribute ${name} is not allowed`);
-    } else if (URL_ATTRIBUTES.has(name)) {
+    } else if (URL_ATTRIBUTES.has(key)) {
       const url = String(value);
-      if (SAFE_URL.test(url)) element.setAttribute(name, url);
+      if (isSafeUrl(url)) element.setAttribute(key, url);
+    } else if (URL_LIST_ATTRIBUTES.has(key)) {
+      const text = String(value);
+      const urls = key === 'srcset'
+        ? text.split(',').map((candidate) => candidate.trim().split(/\s+/)[0])
+        : text.trim().split(/\s+/);
+      if (urls.every((url) => isSafeUrl(url))) element.setAttribute(key, text);
     } else if (value === false) {
       element.removeAttribute(name);
     } else {
@@ -90,9 +136,13 @@ export function uid(prefix = 'f') {
 }
 
 /**
- * Whether a URL may be used as a link target (http, https, or a path of this site).
+ * Whether a URL may be used as a link target (http, https, mailto, tel, or a path of this site,
+ * a `#fragment` or a `?query` of this page).
  * @param {unknown} url
  */
 export function isSafeUrl(url) {
-  return typeof url === 'string' && SAFE_URL.test(url);
+  if (typeof url !== 'string' || UNSAFE_CHARACTERS.test(url)) return false;
+  if (SAFE_SCHEME.test(url)) return true;
+  if (url.startsWith('#') || url.startsWith('?')) return true;
+  return url.startsWith('/') && sitePath(url) !== null;
 }

@@ -68,6 +68,8 @@ export class LiveClient {
     /** @type {Set<(event: Envelope) => void>} */
     this.listeners = new Set();
     this.generation = 0;
+    /** @type {number | null} the generation of a connect() still waiting for its token */
+    this.connecting = null;
     /** Whether a socket of this session has been ready before (a new one is a reconnection). */
     this.wasReady = false;
     /** Whether the current socket asked to resume. */
@@ -77,7 +79,7 @@ export class LiveClient {
   /** Start (or restart) the connection. */
   start() {
     this.stopped = false;
-    if (!this.socket && this.retryTimer === null) void this.connect('connect');
+    if (!this.socket && this.retryTimer === null && this.connecting === null) void this.connect('connect');
   }
 
   /** Close for good (logging out). */
@@ -87,6 +89,7 @@ export class LiveClient {
     this.wasReady = false;
     this.clearTimers();
     this.generation += 1;
+    this.connecting = null;
     const socket = this.socket;
     this.socket = null;
     if (socket) socket.close(1000, 'bye');
@@ -114,6 +117,8 @@ export class LiveClient {
   async connect(reason) {
     this.retryTimer = null;
     const generation = this.generation;
+    // Until the socket exists, start() and nudge() must not open another one.
+    this.connecting = generation;
     this.setState(this.attempt === 0 && reason === 'connect' ? 'connecting' : 'reconnecting');
     let token;
     try {
@@ -121,7 +126,8 @@ export class LiveClient {
     } catch {
       token = undefined;
     }
-    if (this.stopped || generation !== this.generation) return;
+    if (this.connecting === generation) this.connecting = null;
+    if (this.stopped || generation !== this.generation || this.socket) return;
     if (token === null) {
       this.setState('closed');
       return;
@@ -140,6 +146,11 @@ export class LiveClient {
     }
     this.socket = socket;
     socket.onopen = () => {
+      if (generation !== this.generation || this.socket !== socket) {
+        // Stopped or superseded while opening: never leave it open.
+        socket.close(1000, 'stale');
+        return;
+      }
       /** @type {Record<string, string>} */
       const hello = { type: 'auth', token };
       if (this.resume) hello.resume = this.resume;
@@ -259,8 +270,10 @@ export class LiveClient {
 
   /** Reconnect now if waiting to (the browser came back online). */
   nudge() {
-    if (this.stopped || this.socket) return;
+    if (this.stopped || this.socket || this.connecting !== null) return;
     if (this.retryTimer !== null) this.timers.clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.generation += 1; // a retry scheduled before is void
     this.attempt = 0;
     void this.connect('connect');
   }

@@ -58,13 +58,35 @@ export function fill(pattern, params) {
 }
 
 /**
+ * Whether `href` leads to the document at `current` itself, only to another place in it (it
+ * differs from it at most by its `#fragment` and has one: the skip link, `#` links). The
+ * browser scrolls and focuses for those; re-mounting the screen would lose what it shows.
+ * @param {string} href
+ * @param {string} current the page's URL
+ */
+export function isSamePageLink(href, current) {
+  let url;
+  let here;
+  try {
+    here = new URL(current);
+    url = new URL(href, here);
+  } catch {
+    return false;
+  }
+  // `href` ends with `#` or `#x` (an empty fragment is kept in `href`).
+  if (!url.href.includes('#')) return false;
+  return url.origin === here.origin && url.pathname === here.pathname && url.search === here.search;
+}
+
+/**
  * Whether a click on a link should be handled by the app rather than the browser.
  * @param {{button: number, metaKey: boolean, ctrlKey: boolean, shiftKey: boolean, altKey: boolean,
  *   defaultPrevented: boolean}} event
  * @param {{target?: string, download?: boolean, href: string}} link
  * @param {string} origin the page's origin
+ * @param {string} [current] the page's URL: links to a `#fragment` of it are left to the browser
  */
-export function isAppLink(event, link, origin) {
+export function isAppLink(event, link, origin, current) {
   if (event.defaultPrevented || event.button !== 0) return false;
   if (event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return false;
   if ((link.target && link.target !== '_self') || link.download) return false;
@@ -75,6 +97,7 @@ export function isAppLink(event, link, origin) {
     return false;
   }
   if (url.origin !== origin) return false;
+  if (current && isSamePageLink(link.href, current)) return false;
   return !url.pathname.startsWith('/v1/') && !url.pathname.startsWith('/docs');
 }
 
@@ -91,16 +114,24 @@ export class Router {
     this.routes = routes;
     this.onChange = onChange;
     this.win = win;
+    /** @type {string | null} the path and query shown */
+    this.shown = null;
   }
 
   start() {
-    this.win.addEventListener('popstate', () => this.render());
+    this.win.addEventListener('popstate', () => {
+      // Back/forward, or the browser following a `#fragment` link: only a new path or query
+      // is another screen.
+      const location = this.win.location;
+      if (location.pathname + location.search === this.shown) return;
+      this.render();
+    });
     this.win.document.addEventListener('click', (event) => {
       const target = /** @type {Element | null} */ (event.target);
       const link = target?.closest?.('a[href]');
       if (!link) return;
       const anchor = /** @type {HTMLAnchorElement} */ (link);
-      if (!isAppLink(event, { target: anchor.target, download: anchor.hasAttribute('download'), href: anchor.href }, this.win.location.origin)) return;
+      if (!isAppLink(event, { target: anchor.target, download: anchor.hasAttribute('download'), href: anchor.href }, this.win.location.origin, this.win.location.href)) return;
       event.preventDefault();
       const url = new URL(anchor.href);
       this.navigate(url.pathname + url.search + url.hash);
@@ -121,6 +152,7 @@ export class Router {
 
   render() {
     const url = new URL(this.win.location.href);
+    this.shown = url.pathname + url.search;
     this.onChange(matchRoute(this.routes, url.pathname), url);
   }
 }

@@ -108,6 +108,7 @@ export function showError(box, error) {
 
 /**
  * Run `task` with `button` (and its form's buttons) disabled and marked busy; errors go to `box`.
+ * Afterwards each button is as it was before (a button disabled before stays disabled).
  * Resolves with the task's result, or undefined when it failed.
  * @template T
  * @param {HTMLButtonElement | null} button
@@ -117,6 +118,8 @@ export function showError(box, error) {
  */
 export async function busy(button, box, task) {
   const buttons = button?.form ? Array.from(button.form.querySelectorAll('button')) : button ? [button] : [];
+  // Each button gets back the state it had: one disabled before (for its own reason) stays so.
+  const before = buttons.map((b) => b.disabled);
   for (const b of buttons) b.disabled = true;
   button?.setAttribute('aria-busy', 'true');
   if (box) showError(box, null);
@@ -127,7 +130,9 @@ export async function busy(button, box, task) {
     else console.error(error);
     return undefined;
   } finally {
-    for (const b of buttons) b.disabled = false;
+    buttons.forEach((b, i) => {
+      b.disabled = before[i];
+    });
     button?.removeAttribute('aria-busy');
   }
 }

@@ -176,3 +176,123 @@ test('queryString leaves out empty values and encodes the rest', () => {
   assert.equal(queryString(undefined), '');
   assert.equal(queryString({ tag: ['vip', 'a b', ''], number: '+15551234567' }), '?tag=vip&tag=a+b&number=%2B15551234567');
 });
+
+/** A fetch whose refresh answers only when the test says so. */
+function heldRefresh(answer = () => json(200, PAIR)) {
+  let release;
+  const held = new Promise((resolve) => { release = resolve; });
+  const fake = fakeFetch(async (call) => {
+    if (call.url === '/v1/auth/refresh') {
+      await held;
+      return answer();
+    }
+    if (call.url === '/v1/auth/logout') return new Response(null, { status: 204 });
+    return call.headers.authorization === 'Bearer old-access' ? json(401, {}) : json(200, { ok: call.headers.authorization ?? null });
+  });
+  return { ...fake, release: () => release() };
+}
+
+const tick = () => new Promise((resolve) => setImmediate(resolve));
+
+test('a logout while a refresh is on its way stays logged out', async () => {
+  const tokens = new MemoryTokenStore(session());
+  const { fetch, calls, release } = heldRefresh();
+  let ended = 0;
+  const api = new Api({ fetch, tokens, now: () => NOW, onSessionEnded: () => { ended += 1; } });
+  const pending = api.get('/v1/calls').catch((error) => error);
+  await tick();
+  await api.logout();
+  release();
+  const result = await pending;
+  assert.ok(result instanceof ApiError && result.status === 401);
+  assert.equal(tokens.get(), null);
+  assert.equal(ended, 0);
+  // The pair made for the old session is revoked, not kept.
+  await tick();
+  assert.deepEqual(calls.filter((c) => c.url === '/v1/auth/logout').map((c) => c.body.refresh_token), ['old-refresh', 'new-refresh']);
+});
+
+test('a refused refresh finishing after a logout does not end the next session', async () => {
+  const tokens = new MemoryTokenStore(session());
+  const { fetch, release } = heldRefresh(() => json(401, { error: { code: 'unauthorized', message: 'refresh token reused' } }));
+  let ended = 0;
+  const api = new Api({ fetch, tokens, now: () => NOW, onSessionEnded: () => { ended += 1; } });
+  const pending = api.get('/v1/calls').catch((error) => error);
+  await tick();
+  api.start({ ...PAIR, access_token: 'other-access', refresh_token: 'other-refresh', org_id: 'o2' });
+  release();
+  await pending;
+  assert.equal(tokens.get().refresh, 'other-refresh');
+  assert.equal(ended, 0);
+});
+
+test('switching organisation while a refresh is on its way keeps the new organisation', async () => {
+  const tokens = new MemoryTokenStore(session());
+  const { fetch, calls, release } = heldRefresh();
+  const api = new Api({ fetch, tokens, now: () => NOW });
+  const pending = api.get('/v1/calls');
+  await tick();
+  assert.equal(calls.at(-1).url, '/v1/auth/refresh'); // spending old-refresh
+  api.start({ ...PAIR, access_token: 'org2-access', refresh_token: 'org2-refresh', org_id: 'o2' });
+  release();
+  await pending;
+  assert.equal(tokens.get().access, 'org2-access');
+  assert.equal(tokens.get().refresh, 'org2-refresh');
+  assert.equal(tokens.get().orgId, 'o2');
+  // The call is retried with the session that is current, never with the discarded pair.
+  assert.equal(calls.filter((c) => c.url === '/v1/calls').at(-1).headers.authorization, 'Bearer org2-access');
+});
+
+test('another tab logging in while our refresh is on its way keeps its session', async () => {
+  const tokens = new MemoryTokenStore(session());
+  const { fetch, release } = heldRefresh();
+  const api = new Api({ fetch, tokens, now: () => NOW });
+  const pending = api.get('/v1/calls');
+  await tick();
+  tokens.set(session('tab2-access', 'tab2-refresh')); // written by another tab
+  release();
+  await pending;
+  assert.equal(tokens.get().refresh, 'tab2-refresh');
+});
+
+test('a refresh failing with 503 before the call keeps the old token while it is valid', async () => {
+  const tokens = new MemoryTokenStore(session('old-access', 'old-refresh', NOW + 5_000));
+  const { fetch, calls } = fakeFetch((call) => (call.url === '/v1/auth/refresh'
+    ? json(503, { error: { code: 'unavailable', message: 'auth is down' } })
+    : json(200, { fine: true })));
+  const api = new Api({ fetch, tokens, now: () => NOW });
+  assert.deepEqual(await api.get('/v1/calls'), { fine: true });
+  assert.equal(calls[1].headers.authorization, 'Bearer old-access');
+  assert.equal(tokens.get().refresh, 'old-refresh');
+});
+
+test('a refresh failing offline or with 503 once the token has expired fails with that error', async () => {
+  const tokens = new MemoryTokenStore(session('old-access', 'old-refresh', NOW - 1_000));
+  const { fetch, calls } = fakeFetch((call) => (call.url === '/v1/auth/refresh'
+    ? json(503, { error: { code: 'unavailable', message: 'auth is down' } })
+    : json(401, {})));
+  const api = new Api({ fetch, tokens, now: () => NOW });
+  await assert.rejects(api.get('/v1/calls'), (error) => error instanceof ApiError && error.status === 503 && error.message === 'auth is down');
+  assert.deepEqual(calls.map((c) => c.url), ['/v1/auth/refresh']);
+  assert.equal(tokens.get().refresh, 'old-refresh');
+
+  const offline = new Api({ fetch: async () => { throw new TypeError('Failed to fetch'); }, tokens, now: () => NOW });
+  await assert.rejects(offline.get('/v1/calls'), (error) => error instanceof ApiError && error.code === 'network');
+  assert.equal(tokens.get().refresh, 'old-refresh');
+});
+
+test('a 401 whose refresh fails with 503 shows the 503, not "log in again"', async () => {
+  const tokens = new MemoryTokenStore(session());
+  let ended = 0;
+  const { fetch } = fakeFetch((call) => (call.url === '/v1/auth/refresh' ? json(503, null) : json(401, {})));
+  const api = new Api({ fetch, tokens, now: () => NOW, onSessionEnded: () => { ended += 1; } });
+  await assert.rejects(api.get('/v1/calls'), (error) => error instanceof ApiError && error.status === 503);
+  assert.equal(ended, 0);
+  assert.equal(tokens.get().refresh, 'old-refresh');
+});
+
+test('accessToken keeps a still valid token when the refresh cannot be made now', async () => {
+  const tokens = new MemoryTokenStore(session('old-access', 'old-refresh', NOW + 20_000));
+  const api = new Api({ fetch: async () => json(502, null), tokens, now: () => NOW });
+  assert.equal(await api.accessToken(), 'old-access');
+});

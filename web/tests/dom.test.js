@@ -109,3 +109,39 @@ test('replace empties an element and appends the new content', () => {
   assert.equal(list.childNodes.length, 1);
   assert.equal(list.textContent, 'c');
 });
+
+test('same-site paths: only paths that stay on this origin', async () => {
+  const { sitePath } = await import('../src/dom.js');
+  const origin = 'https://app.novitrac.test';
+  assert.equal(sitePath('/calls/1?x=1#t', origin), '/calls/1?x=1#t');
+  assert.equal(sitePath('/billing/top-up', origin), '/billing/top-up');
+  assert.equal(sitePath('https://app.novitrac.test/calls', origin), '/calls');
+  for (const bad of ['//evil.example', '/\\evil.example', '\\\\evil.example', '/\t/evil.example', '/\n/evil.example',
+    '\t//evil.example', ' /calls', '/calls\u0000', 'https://evil.example/calls', 'javascript:alert(1)', 'calls',
+    '../calls', '', null, undefined, 42]) {
+    assert.equal(sitePath(bad, origin), null, JSON.stringify(bad));
+  }
+});
+
+test('URL attributes: names checked whatever their case; backslash and control characters refused', () => {
+  assert.equal(h('a', { href: '/\\evil.example' }).attributes.href, undefined);
+  assert.equal(h('a', { href: '/\t/evil.example' }).attributes.href, undefined);
+  assert.equal(h('a', { href: '#main' }).attributes.href, '#main');
+  assert.equal(h('a', { HREF: 'javascript:alert(1)' }).attributes.href, undefined);
+  assert.equal('HREF' in h('a', { HREF: 'javascript:alert(1)' }).attributes, false);
+  assert.equal(h('a', { HREF: '/calls' }).attributes.href, '/calls');
+  assert.equal(h('a', { 'xlink:href': 'javascript:alert(1)' }).attributes['xlink:href'], undefined);
+  assert.equal(h('a', { 'XLink:Href': 'javascript:alert(1)' }).attributes['xlink:href'], undefined);
+  assert.equal(h('video', { poster: 'javascript:alert(1)' }).attributes.poster, undefined);
+  assert.equal(h('video', { poster: '/poster.png' }).attributes.poster, '/poster.png');
+  assert.equal(h('a', { ping: '/track https://evil.example/x' }).attributes.ping, '/track https://evil.example/x');
+  assert.equal(h('a', { ping: '/track //evil.example/x' }).attributes.ping, undefined);
+  assert.equal(h('img', { srcset: '/a.png 1x, /b.png 2x' }).attributes.srcset, '/a.png 1x, /b.png 2x');
+  assert.equal(h('img', { srcset: '/a.png 1x, javascript:alert(1) 2x' }).attributes.srcset, undefined);
+  assert.equal(h('img', { SrcSet: '//evil.example/a.png' }).attributes.srcset, undefined);
+  assert.throws(() => h('div', { onClick: 'alert(1)' }), /not allowed/);
+  assert.throws(() => h('div', { STYLE: 'color: red' }), /not allowed/);
+  assert.throws(() => h('div', { innerhtml: '<b>x</b>' }), /not allowed/);
+  assert.throws(() => h('iframe', { SrcDoc: '<script>' }), /not allowed/);
+  assert.equal(isSafeUrl('/\\evil.example'), false);
+});

@@ -293,3 +293,76 @@ test('back after a drop with nothing to resume from, the screens are asked to re
   sockets[2].push({ type: 'ready' });
   assert.equal(resyncs, 1);
 });
+
+/** A getToken the test answers by hand. */
+function heldToken() {
+  const waiting = [];
+  const getToken = () => new Promise((resolve) => waiting.push(resolve));
+  return { getToken, answer: (token = 'token') => waiting.shift()(token), get pending() { return waiting.length; } };
+}
+
+test('online or start() while the token is on its way opens one socket only', async () => {
+  const held = heldToken();
+  const { live, sockets } = client({ getToken: held.getToken });
+  live.start();
+  live.nudge(); // the browser came back online
+  live.start();
+  assert.equal(held.pending, 1);
+  held.answer();
+  await flush();
+  assert.equal(sockets.length, 1);
+  sockets[0].open();
+  assert.deepEqual(sockets[0].sent, [{ type: 'auth', token: 'token' }]);
+  live.stop();
+  assert.deepEqual(sockets[0].closedWith, { code: 1000, reason: 'bye' });
+  assert.equal(sockets.filter((s) => s.closedWith === null).length, 0);
+});
+
+test('nudge during a retry wait connects once; the old retry does not open a second socket', async () => {
+  const { live, sockets, timers } = client();
+  live.start();
+  await flush();
+  sockets[0].open();
+  sockets[0].drop(1006);
+  live.nudge();
+  await flush();
+  assert.equal(sockets.length, 2);
+  timers.advance(60_000);
+  await flush();
+  assert.equal(sockets.length, 2);
+});
+
+test('stop (or a restart) while the token is on its way leaves no socket open', async () => {
+  const held = heldToken();
+  const { live, sockets } = client({ getToken: held.getToken });
+  live.start();
+  live.stop();
+  held.answer();
+  await flush();
+  assert.equal(sockets.length, 0);
+
+  live.start();
+  live.restart(); // the organisation changed: a second connect for the new session
+  assert.equal(held.pending, 2);
+  held.answer('old-org');
+  held.answer('new-org');
+  await flush();
+  assert.equal(sockets.length, 1);
+  sockets[0].open();
+  assert.deepEqual(sockets[0].sent, [{ type: 'auth', token: 'new-org' }]);
+  live.stop();
+  assert.equal(sockets.filter((s) => s.closedWith === null).length, 0);
+});
+
+test('a socket superseded before it opens is closed in its onopen', async () => {
+  const { live, sockets } = client();
+  live.start();
+  await flush();
+  const first = sockets[0];
+  // Superseded without stop() closing it (e.g. a generation bump), then it opens.
+  live.socket = null;
+  live.generation += 1;
+  first.open();
+  assert.deepEqual(first.closedWith, { code: 1000, reason: 'stale' });
+  assert.deepEqual(first.sent, []);
+});

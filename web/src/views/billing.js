@@ -5,6 +5,7 @@ import { h, replace } from '../dom.js';
 import { formatDateTime, formatMoney, formatDuration, formatStatus, dayBoundary } from '../format.js';
 import { actionButton, badge, details, empty, errorBox, header, loading, Pager, RESYNC, showError, table, toast } from '../ui.js';
 import * as lookups from '../lookups.js';
+import { BalanceOrder } from '../balance.js';
 
 /** @typedef {import('../app.js').Context} Context @typedef {import('../app.js').View} View */
 
@@ -22,6 +23,8 @@ export function overview(ctx, view) {
   let account = null;
   /** @type {any} */
   let catalogue = null;
+  // Balance events apply in their order only (`sequence`); a reload starts afresh.
+  const balanceOrder = new BalanceOrder();
   const origin = window.location.origin;
 
   const checkout = view.url.searchParams.get('checkout');
@@ -46,6 +49,7 @@ export function overview(ctx, view) {
     try {
       [account, catalogue] = await Promise.all([ctx.api.get('/v1/billing/account'), ctx.api.get('/v1/billing/plans')]);
       if (!view.alive()) return;
+      balanceOrder.reset();
       renderAccount();
       renderPlans();
       renderTopUp();
@@ -221,6 +225,7 @@ export function overview(ctx, view) {
       void load();
       void loadLedger(null);
     } else if (event.type === 'billing.balance.changed.v1') {
+      if (!balanceOrder.accept(event.data)) return; // late or repeated
       account = { ...account, balance: event.data.balance, currency: event.data.currency };
       renderAccount();
       void loadLedger(null);

@@ -42,11 +42,18 @@ function progress(counts, total) {
  * @param {any} campaign
  * @param {HTMLElement} box
  * @param {(updated: any) => void} done
+ * @param {(pending: boolean) => void} [onPending] an action is on its way (true), or over (false)
  */
-function controls(ctx, campaign, box, done) {
+function controls(ctx, campaign, box, done, onPending = () => {}) {
   /** @param {string} action @param {string} label @param {string} [cls] @param {string} [confirm] */
   const button = (action, label, cls = '', confirm = undefined) => actionButton(label, async () => {
-    const updated = await ctx.api.post(`/v1/campaigns/${encodeURIComponent(campaign.id)}/${action}`);
+    onPending(true);
+    let updated;
+    try {
+      updated = await ctx.api.post(`/v1/campaigns/${encodeURIComponent(campaign.id)}/${action}`);
+    } finally {
+      onPending(false);
+    }
     toast(`Campaign ${formatStatus(updated.status).toLowerCase()}.`);
     done(updated);
   }, { class: cls, box, confirm });
@@ -161,13 +168,12 @@ export function list(ctx, view) {
       if (!view.alive()) return;
       campaigns = page.items;
       pager.update(page.next_cursor);
+      // Each item carries its counts (`counts`, `outcomes`, `recipients`): no request per row.
+      progressById.clear();
+      for (const c of campaigns) {
+        if (c.counts) progressById.set(c.id, { counts: c.counts, recipients: c.recipients });
+      }
       render();
-      // The list has no counts: each campaign's detail has them.
-      await Promise.all(campaigns.map(async (c) => {
-        const detail = await ctx.api.get(`/v1/campaigns/${encodeURIComponent(c.id)}`).catch(() => null);
-        if (detail && !progressById.has(c.id)) progressById.set(c.id, { counts: detail.counts, recipients: detail.recipients });
-      }));
-      if (view.alive()) render();
     } catch (error) {
       if (!view.alive()) return;
       replace(body);
@@ -194,7 +200,6 @@ export function list(ctx, view) {
 
   view.subscribe((event) => {
     if (event.type === RESYNC) {
-      progressById.clear();
       void load(pager.current);
     } else if (event.type === 'live.campaign.progress') {
       const c = campaigns.find((item) => item.id === event.data.campaign_id);
@@ -332,14 +337,29 @@ export function detail(ctx, view) {
     }
   }
 
-  function render() {
+  // The controls are rebuilt only when the status changes and no action is on its way: live
+  // progress events must not replace a busy button with an enabled copy.
+  let lastStatus = '';
+  let pending = false;
+
+  /** @param {boolean} [force] rebuild the controls (an action has just ended) */
+  function render(force = false) {
     const c = campaign;
     replace(title, c.name);
-    replace(actions, controls(ctx, c, box, (updated) => {
-      campaign = updated;
-      render();
-      pager.reset();
-    }));
+    if (force || (c.status !== lastStatus && !pending)) {
+      lastStatus = c.status;
+      replace(actions, controls(ctx, c, box, (updated) => {
+        campaign = updated;
+        render(true);
+        pager.reset();
+      }, (now) => {
+        pending = now;
+        // Failed, while the status changed meanwhile: the controls follow now.
+        if (!now && view.alive() && campaign && campaign.status !== lastStatus) queueMicrotask(() => {
+          if (view.alive() && !pending && campaign.status !== lastStatus) render();
+        });
+      }));
+    }
     const counts = Object.entries(c.counts ?? {}).filter(([, n]) => n > 0);
     const outcomes = Object.entries(c.outcomes ?? {}).filter(([k, n]) => n > 0 && k !== 'skipped_do_not_call');
     replace(summary, details([

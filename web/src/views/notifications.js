@@ -1,6 +1,6 @@
 // The in-app notification feed: newest first, pushed live, marked read one by one or all at once.
 
-import { h, replace, isSafeUrl } from '../dom.js';
+import { h, replace, sitePath } from '../dom.js';
 import { formatAgo, formatDateTime } from '../format.js';
 import { actionButton, empty, errorBox, header, loading, Pager, RESYNC, showError } from '../ui.js';
 
@@ -53,7 +53,7 @@ export function feed(ctx, view) {
       return;
     }
     replace(body, h('ul', { class: 'feed' }, items.map((item) => {
-      const link = item.link && isSafeUrl(item.link) && item.link.startsWith('/') ? item.link : null;
+      const link = sitePath(item.link);
       const title = link ? h('a', { href: link }, item.title) : item.title;
       const li = h('li', { class: item.read_at ? 'read' : 'unread' },
         h('div', { class: 'feed-head' }, h('strong', null, title), h('time', { datetime: item.created_at, title: formatDateTime(item.created_at) }, formatAgo(item.created_at))),

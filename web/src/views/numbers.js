@@ -89,6 +89,21 @@ export function list(ctx, view) {
     box, body);
 }
 
+/** What the API accepts as `contains`: up to 10 digits, `*` matching any one. */
+export const CONTAINS_PATTERN = /^[0-9*]{1,10}$/;
+
+/**
+ * The number search's `contains`, or why the API would refuse it (null: none given).
+ * @param {string} value as typed
+ * @returns {{value: string | null, problem: string | null}}
+ */
+export function checkContains(value) {
+  const text = value.trim();
+  if (!text) return { value: null, problem: null };
+  if (!CONTAINS_PATTERN.test(text)) return { value: null, problem: 'Contains: up to 10 digits; * matches any one digit.' };
+  return { value: text, problem: null };
+}
+
 /** @param {Context} ctx @param {View} view */
 export function buy(ctx, view) {
   const results = h('div', { 'aria-live': 'polite' });
@@ -104,11 +119,14 @@ export function buy(ctx, view) {
     fields: [h('div', { class: 'grid-3' },
       field({ label: 'Country', name: 'country', value: 'US', maxlength: 2, help: 'Two letters, e.g. US, GB, FR.' }),
       field({ label: 'Area code', name: 'area_code', inputmode: 'numeric' }),
-      field({ label: 'Contains', name: 'contains', help: 'Digits or letters, e.g. 555.' }))],
+      field({ label: 'Contains', name: 'contains', inputmode: 'numeric', maxlength: 10, pattern: '[0-9*]{1,10}',
+        help: 'Up to 10 digits; * matches any one digit, e.g. 555 or 5*5.' }))],
     submit: 'Search',
     onSubmit: async (values) => {
+      const contains = checkContains(values.contains);
+      if (contains.problem) throw new Error(contains.problem);
       const found = await ctx.api.get('/v1/numbers/available', {
-        query: { country: values.country.trim().toUpperCase(), area_code: values.area_code.trim(), contains: values.contains.trim(), limit: 20 },
+        query: { country: values.country.trim().toUpperCase(), area_code: values.area_code.trim(), contains: contains.value, limit: 20 },
       });
       if (!view.alive()) return;
       if (!found.length) {

@@ -3,7 +3,7 @@
 
 import { h, replace } from '../dom.js';
 import { formatAgo, formatDateTime, formatStatus } from '../format.js';
-import { actionButton, badge, busy, details, empty, errorBox, field, form, header, loading, Pager, secretBox, showError, table, toast } from '../ui.js';
+import { actionButton, badge, busy, details, empty, errorBox, field, form, header, loading, Pager, RESYNC, secretBox, showError, table, toast } from '../ui.js';
 
 /** @typedef {import('../app.js').Context} Context @typedef {import('../app.js').View} View */
 
@@ -92,12 +92,13 @@ export function team(ctx, view) {
     ], members, { caption: 'Members' }));
   }
 
+  /** @type {HTMLFormElement | null} built once: a reload (live events) keeps what is typed */
+  let inviteForm = null;
+
   /** @param {any[]} invitations */
   function renderInvitations(invitations) {
     const pending = invitations.filter((i) => i.status === 'pending');
-    replace(invitationsSlot,
-      h('h2', null, 'Invite someone'),
-      form({
+    inviteForm ??= form({
         label: 'Invite',
         fields: [h('div', { class: 'grid-2' },
           field({ label: 'Email', name: 'email', type: 'email', required: true }),
@@ -109,7 +110,10 @@ export function team(ctx, view) {
           element.reset();
           void load();
         },
-      }),
+      });
+    replace(invitationsSlot,
+      h('h2', null, 'Invite someone'),
+      inviteForm,
       h('h2', null, 'Invitations'),
       invitations.length ? table([
         { title: 'Email', cell: (i) => i.email },
@@ -125,7 +129,8 @@ export function team(ctx, view) {
   }
 
   view.subscribe((event) => {
-    if (event.type.startsWith('auth.member.')) void load();
+    // Events may have been missed (RESYNC): the members and invitations are reloaded too.
+    if (event.type.startsWith('auth.member.') || event.type === RESYNC) void load();
   });
   void load();
   return frame(view, 'Team', box, membersSlot, invitationsSlot);
@@ -415,6 +420,7 @@ export function account(ctx, view) {
           { title: 'From', cell: (e) => e.client_address ?? '—' },
         ], page.items, { caption: 'Audit log' }), pager.element] : empty('Nothing recorded yet.'));
       } catch (error) {
+        if (!view.alive()) return;
         replace(audit, box);
         showError(box, error);
       }
