@@ -26,6 +26,7 @@ async def platform() -> AsyncIterator[Platform]:
         org_rate_limit=0.01,
         org_rate_burst=3,
         max_body_bytes=1000,
+        import_max_body_bytes=5000,
         cors_origins=f"{DASHBOARD}, http://localhost:5173",
     ) as started:
         yield started
@@ -90,6 +91,35 @@ class TestBodySize:
         response = await platform.client.post("/v1/auth/signup", content=b"z" * 1000)
         assert response.status_code == 201
         assert response.json()["body_length"] == 1000
+
+    async def test_a_contacts_import_has_a_larger_limit_of_its_own(
+        self, platform: Platform
+    ) -> None:
+        async def post(path: str, size: int, chunked: bool = False) -> int:
+            headers = platform.auth(platform.token())  # an org of its own: not rate limited
+
+            async def body() -> AsyncIterator[bytes]:
+                for _ in range(size // 100):
+                    yield b"c" * 100
+
+            response = await platform.client.post(
+                path, content=body() if chunked else b"c" * size, headers=headers
+            )
+            if response.status_code == 201:
+                assert response.json()["body_length"] == size
+            return response.status_code
+
+        assert await post("/v1/contacts/import", 5000) == 201
+        assert await post("/v1/contacts/import", 4000, chunked=True) == 201
+        assert await post("/v1/contacts/import", 5001) == 413
+        assert await post("/v1/contacts/import", 6000, chunked=True) == 413
+        # Any other route, even another write of contacts, keeps the general limit.
+        assert await post("/v1/contacts", 1001) == 413
+        assert await post("/v1/contacts/import/x", 1001) == 413
+        refused = await platform.client.put(
+            "/v1/contacts/import", content=b"c" * 1001, headers=platform.auth(platform.token())
+        )
+        assert refused.status_code == 413
 
 
 class TestCors:

@@ -6,6 +6,7 @@ what the API answers, what gets dialed, what a STOP text changes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from novitrac_kit.testing.waiting import eventually
 from novitrac_sandbox.phone import PhoneScript
-from novitrac_telephony import recipients
+from novitrac_telephony import contacts as contact_store
 from novitrac_telephony.db import campaigns, contacts, do_not_call
 
 from .conftest import Org, Platform
@@ -509,8 +510,8 @@ async def test_a_campaign_skips_a_number_opted_out_after_it_was_created(
     assert not await dialed(platform, already_out)
 
 
-async def test_an_opt_out_landing_between_the_claim_and_the_call_is_still_honoured(
-    platform: Platform, monkeypatch: pytest.MonkeyPatch
+async def test_an_opt_out_landing_after_the_campaign_was_made_is_honoured_when_dialing(
+    platform: Platform,
 ) -> None:
     org = await platform.org()
     agent_id = await platform.agent(org)
@@ -528,12 +529,8 @@ async def test_an_opt_out_landing_between_the_claim_and_the_call_is_still_honour
         headers=org.headers,
     )
     campaign_id = created.json()["id"]
+    # After the creation's check: only the check made when the call is placed can see it.
     await platform.http.post("/v1/do-not-call", json={"phone_number": late}, headers=org.headers)
-
-    async def checked_too_early(session: Any, campaign: Any) -> int:
-        return 0  # the runner's pass saw no opt-out: it came just after
-
-    monkeypatch.setattr(recipients, "skip_do_not_call", checked_too_early)
     await platform.http.post(f"/v1/campaigns/{campaign_id}/start", headers=org.headers)
     done = await wait_for_campaign(platform, org, campaign_id, "completed")
 
@@ -724,3 +721,221 @@ async def test_a_campaign_calls_tagged_and_named_contacts_with_their_variables(
         renewal: "Alan",
         both: "Ada",
     }
+
+
+async def test_an_opt_out_by_text_is_undone_only_by_a_start_text_and_only_it(
+    platform: Platform,
+) -> None:
+    org = await platform.org()
+    number = await platform.number(org)
+    sender, by_api, by_import, fresh = numbers(4)
+    contact = (await add(platform, org, phone_number=sender, name="Grace")).json()
+    path = f"/v1/contacts/{contact['id']}"
+
+    async def text(body: str, from_: str) -> None:
+        received = await platform.sandbox.twilio.send_sms(
+            from_=from_, to=number["phone_number"], body=body
+        )
+        assert received["http_status"] == 200
+
+    async def entry(phone_number: str) -> httpx.Response:
+        return await platform.http.get(
+            f"/v1/do-not-call/{phone_number.replace('+', '%2B')}", headers=org.headers
+        )
+
+    await text("STOP", sender)
+    assert (await entry(sender)).json()["source"] == "sms"
+
+    # The organisation cannot undo it: not by the list, a contact's change or an import.
+    removed = await platform.http.delete(
+        f"/v1/do-not-call/{sender.replace('+', '%2B')}", headers=org.headers
+    )
+    assert removed.status_code == 409, removed.text
+    message = removed.json()["error"]["message"]
+    assert "opted out by text on" in message
+    assert "only a START text from the number can opt it back in" in message
+    patched = await platform.http.patch(
+        path, json={"name": "Changed", "do_not_call": False}, headers=org.headers
+    )
+    assert patched.status_code == 409, patched.text
+    assert "only a START text" in patched.json()["error"]["message"]
+    imported = await platform.http.post(
+        "/v1/contacts/import",
+        json={
+            "rows": [
+                {"phone_number": sender, "name": "Imported", "do_not_call": False},
+                {"phone_number": fresh, "name": "Fresh"},
+            ]
+        },
+        headers=org.headers,
+    )
+    assert imported.status_code == 200, imported.text
+    rows = imported.json()["rows"]
+    assert [(row["outcome"], row["phone_number"]) for row in rows] == [
+        ("invalid", sender),
+        ("created", fresh),
+    ]
+    assert "only a START text from the number can opt it back in" in rows[0]["reason"]
+    strict = await platform.http.post(
+        "/v1/contacts/import",
+        json={
+            "all_or_nothing": True,
+            "rows": [
+                {"phone_number": fresh, "name": "Fresher"},
+                {"phone_number": sender, "do_not_call": False},
+            ],
+        },
+        headers=org.headers,
+    )
+    assert strict.status_code == 422, strict.text
+    [error] = strict.json()["detail"]
+    assert error["loc"] == ["body", "rows", 1]
+    assert "only a START text" in error["msg"]
+    still = (await platform.http.get(path, headers=org.headers)).json()
+    assert (still["name"], still["do_not_call"], still["do_not_call_source"]) == (
+        "Grace",
+        True,
+        "sms",
+    )
+    [fresh_contact] = await listed(platform, org, search=fresh)
+    assert fresh_contact["name"] == "Fresh"  # the refused import changed nothing
+
+    # A START text takes back only an opt-out by text: the organisation's own entries stay.
+    await platform.http.post("/v1/do-not-call", json={"phone_number": by_api}, headers=org.headers)
+    await platform.http.post(
+        "/v1/contacts/import",
+        json={"rows": [{"phone_number": by_import, "do_not_call": True}]},
+        headers=org.headers,
+    )
+    await text("START", by_api)
+    await text("UNSTOP", by_import)
+    assert (await entry(by_api)).json()["source"] == "api"
+    assert (await entry(by_import)).json()["source"] == "import"
+    await text("START", sender)
+    assert (await entry(sender)).status_code == 404
+    assert (await platform.http.get(path, headers=org.headers)).json()["do_not_call"] is False
+    # The organisation undoes its own.
+    gone = await platform.http.delete(
+        f"/v1/do-not-call/{by_api.replace('+', '%2B')}", headers=org.headers
+    )
+    assert gone.status_code == 204
+    back = await platform.http.post(
+        "/v1/contacts/import",
+        json={"rows": [{"phone_number": by_import, "do_not_call": False}]},
+        headers=org.headers,
+    )
+    assert back.json()["rows"][0]["outcome"] == "updated"
+    assert (await entry(by_import)).status_code == 404
+
+
+async def test_imports_of_the_same_contacts_at_once_never_deadlock(platform: Platform) -> None:
+    org = await platform.org()
+    base = uuid.uuid4().int % 10**4
+    # Over one chunk of locks, so that each import locks in several statements.
+    phones = [f"+1889{base:04d}{i:04d}" for i in range(2_500)]
+    first = await platform.http.post(
+        "/v1/contacts/import",
+        json={"rows": [{"phone_number": p} for p in phones]},
+        headers=org.headers,
+    )
+    assert first.status_code == 200, first.text
+
+    async def run(order: list[str], name: str) -> httpx.Response:
+        return await platform.http.post(
+            "/v1/contacts/import",
+            json={"rows": [{"phone_number": p, "name": name} for p in order]},
+            headers=org.headers,
+            timeout=60,
+        )
+
+    for attempt in range(3):
+        answers = await asyncio.gather(
+            run(phones, f"forward {attempt}"), run(phones[::-1], f"backward {attempt}")
+        )
+        assert [answer.status_code for answer in answers] == [200, 200], [
+            answer.text[:300] for answer in answers
+        ]
+
+
+async def test_a_number_taken_meanwhile_is_a_conflict_not_an_error(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    org = await platform.org()
+    mine, theirs = numbers(2)
+    contact = (await add(platform, org, phone_number=mine, name="Grace")).json()
+    await add(platform, org, phone_number=theirs, name="Ada")
+
+    async def not_yet(session: Any, org_id: Any, phone_number: str) -> None:
+        return None  # the other contact got the number just after this check
+
+    monkeypatch.setattr(contact_store, "_existing_id", not_yet)
+    changed = await platform.http.patch(
+        f"/v1/contacts/{contact['id']}", json={"phone_number": theirs}, headers=org.headers
+    )
+
+    assert changed.status_code == 409, changed.text
+    assert "try again" in changed.json()["error"]["message"]
+    kept = (await platform.http.get(f"/v1/contacts/{contact['id']}", headers=org.headers)).json()
+    assert kept["phone_number"] == mine
+
+
+async def test_a_recipient_opted_out_mid_campaign_waits_its_turn_and_is_skipped_live(
+    platform: Platform,
+) -> None:
+    org = await platform.org()
+    agent_id = await platform.agent(org)
+    number = await platform.number(org)
+    first, late, last = numbers(3)
+    await answering(platform, [late, last])
+    await platform.sandbox.twilio.set_phone(
+        first, "answer", ring_seconds=0.05, script=PhoneScript(hang_up_after=2.0)
+    )
+    created = await platform.http.post(
+        "/v1/campaigns",
+        json={
+            "name": "Renewals",
+            "agent_id": str(agent_id),
+            "from_number_id": number["id"],
+            "max_concurrent": 1,
+            "recipients": [{"to": first}, {"to": late}, {"to": last}],
+        },
+        headers=org.headers,
+    )
+    assert created.status_code == 201, created.text
+    campaign_id = created.json()["id"]
+    await platform.http.post(f"/v1/campaigns/{campaign_id}/start", headers=org.headers)
+
+    async def first_in_call() -> bool:
+        rows = await campaign_recipients(platform, org, campaign_id)
+        return bool(rows[0]["status"] == "in_call")
+
+    await eventually(first_in_call, within=15)
+    await platform.http.post("/v1/do-not-call", json={"phone_number": late}, headers=org.headers)
+    await asyncio.sleep(0.6)  # several passes of the runner (every 0.1 s here)
+
+    # The runner's passes do not re-check the waiting recipients against the whole list.
+    during = await campaign_recipients(platform, org, campaign_id)
+    assert [row["status"] for row in during] == ["in_call", "pending", "pending"]
+
+    done = await wait_for_campaign(platform, org, campaign_id, "completed")
+    assert done["outcomes"]["skipped_do_not_call"] == 1
+    _, skipped, called = await campaign_recipients(platform, org, campaign_id)
+    assert (skipped["status"], skipped["last_outcome"], skipped["attempts"]) == (
+        "canceled",
+        "skipped_do_not_call",
+        0,
+    )
+    assert called["status"] == "completed"
+    assert not await dialed(platform, late)
+    # Screens saw the skip as it happened, before the last recipient was claimed.
+    progress = [
+        signal.data
+        for signal in platform.live
+        if signal.type == "live.campaign.progress" and signal.data["campaign_id"] == campaign_id
+    ]
+    assert any(
+        data["status"] == "running"
+        and data["counts"]["canceled"] == 1
+        and data["counts"]["pending"] == 1
+        for data in progress
+    ), progress

@@ -21,7 +21,9 @@ class Settings(ServiceSettings):
         org_rate_limit: requests per second per organisation, with bursts of
             ``org_rate_burst``; ``address_*`` per client address, ``webhook_*`` per address
             on ``/webhooks/``.
-        max_body_bytes: the largest request body forwarded (413 beyond).
+        max_body_bytes: the largest request body forwarded (413 beyond);
+            ``import_max_body_bytes`` for ``POST /v1/contacts/import`` alone (up to 10,000
+            rows or 5,000,000 CSV characters in one body).
         upstream_connect_timeout: seconds to connect to a service (503 beyond);
             ``upstream_timeout`` seconds for any one read or write (504 beyond).
         api_key_cache_seconds: how long an exchanged API key is remembered (at most 60, never
@@ -69,6 +71,7 @@ class Settings(ServiceSettings):
     webhook_rate_burst: int = Field(1000, ge=1)
 
     max_body_bytes: int = Field(1024 * 1024, ge=1)
+    import_max_body_bytes: int = Field(8 * 1024 * 1024, ge=1)
     upstream_connect_timeout: float = Field(3.0, gt=0)
     upstream_timeout: float = Field(30.0, gt=0)
     upstream_max_connections: int = Field(200, ge=1)

@@ -120,13 +120,14 @@ class Proxy:
             await _too_many(send, bucket, decisions[0], common)
             return
 
+        body_limit = gateway.body_limit(method, path)
         length = header(headers, b"content-length")
         if length is not None:
             if not length.isdigit():
                 await send_error(send, 400, "bad_request", "malformed Content-Length", common)
                 return
-            if int(length) > gateway.max_body_bytes:
-                await _too_large(send, receive, gateway, common, drain=int(length))
+            if int(length) > body_limit:
+                await _too_large(send, receive, body_limit, common, drain=int(length))
                 return
 
         credential: Credential | None = None
@@ -146,7 +147,7 @@ class Proxy:
                 return
 
         common.extend(tightest(decisions).headers())
-        await _forward(gateway, service, scope, receive, send, credential, common)
+        await _forward(gateway, service, scope, receive, send, credential, common, body_limit)
 
 
 async def _preflight(send: Send, gateway: Gateway, origin: bytes | None, own: Headers) -> None:
@@ -194,6 +195,7 @@ async def _forward(
     send: Send,
     credential: Credential | None,
     common: Headers,
+    body_limit: int,
 ) -> None:
     upstream = gateway.upstreams[service]
     headers: Headers = scope["headers"]
@@ -210,12 +212,12 @@ async def _forward(
             scope["method"],
             upstream.url(raw_path, scope.get("query_string", b"")),
             headers=[(_text(key), _text(value)) for key, value in outgoing],
-            data=_body(receive, gateway.max_body_bytes, stopped) if has_body else None,
+            data=_body(receive, body_limit, stopped) if has_body else None,
             allow_redirects=False,
         )
     except (aiohttp.ClientError, TimeoutError, BodyTooLarge, ClientGone) as error:
         if isinstance(stopped.reason, BodyTooLarge):
-            await _too_large(send, receive, gateway, common, drain=None)
+            await _too_large(send, receive, body_limit, common, drain=None)
         elif stopped.reason is None:
             await _upstream_failed(send, service, _failure_kind(error), error, common)
         # A client that has gone is owed nothing more.
@@ -368,14 +370,14 @@ async def _too_many(send: Send, bucket: str, decision: Decision, common: Headers
 
 
 async def _too_large(
-    send: Send, receive: Receive, gateway: Gateway, common: Headers, drain: int | None
+    send: Send, receive: Receive, limit: int, common: Headers, drain: int | None
 ) -> None:
     """Refuse the body; read what is left of a not too large one first.
 
     Closing a connection with unread data in it resets it, and the client would see an error
     instead of the 413; beyond a few times the limit the connection is closed regardless.
     """
-    budget = _DRAIN_FACTOR * gateway.max_body_bytes
+    budget = _DRAIN_FACTOR * limit
     drained = drain is None or drain <= budget
     if drained:
         drained = await _drain(receive, budget)
@@ -384,7 +386,7 @@ async def _too_large(
         send,
         413,
         "payload_too_large",
-        f"request body over {gateway.max_body_bytes} bytes",
+        f"request body over {limit} bytes",
         [*extra, *common],
     )
 

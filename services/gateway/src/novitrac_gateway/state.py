@@ -24,6 +24,8 @@ from novitrac_kit.internal import InternalAuth
 from novitrac_kit.runtime import ServiceContext
 
 _SWEEP_INTERVAL = 30.0
+# The one route whose body may exceed ``max_body_bytes``: a bulk import of contacts.
+IMPORT_PATH = "/v1/contacts/import"
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,16 @@ class Gateway:
     @property
     def max_body_bytes(self) -> int:
         """The largest request body forwarded."""
+        return self.settings.max_body_bytes
+
+    def body_limit(self, method: str, path: str) -> int:
+        """The largest body forwarded for this request: larger for a contacts import.
+
+        An import takes up to 10,000 rows or 5,000,000 CSV characters in one JSON body, more
+        than any other request needs; only that route gets ``import_max_body_bytes``.
+        """
+        if method == "POST" and path.rstrip("/") == IMPORT_PATH:
+            return max(self.settings.import_max_body_bytes, self.settings.max_body_bytes)
         return self.settings.max_body_bytes
 
     async def on_event(self, envelope: Envelope) -> None:

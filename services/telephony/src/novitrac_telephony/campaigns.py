@@ -514,9 +514,10 @@ async def dial_due(telephony: Telephony, campaign_id: UUID) -> int:
         ).first()
         if campaign is None:
             return 0
-        skipped = await recipients.skip_do_not_call(session, campaign)
+        # No pass over the do-not-call list here: creation skipped the numbers already on it,
+        # and each call is refused at dial time (``_dial``) when its number is on it by then.
         claimed, stopped = await _claim(session, campaign)
-        changed = claimed or stopped or skipped
+        changed = claimed or stopped
         signals = [await recipients.progress(session, campaign_id)] if changed else []
     await live.publish(telephony, signals)
     if claimed:
@@ -799,21 +800,35 @@ async def _release(telephony: Telephony, recipient: Row[Any]) -> None:
 
 
 async def _skip(telephony: Telephony, recipient: Row[Any]) -> None:
-    """The claimed recipient's number is on the do-not-call list: canceled, never dialed."""
+    """The claimed recipient's number is on the do-not-call list: canceled, never dialed.
+
+    Screens watching the campaign see it settle, as for any other settlement.
+    """
     async with transaction(telephony.sessions) as session:
+        # Campaign before recipient, the order every settlement locks them in.
         await session.execute(
-            campaign_recipients.update()
-            .where(
-                campaign_recipients.c.id == recipient.id,
-                campaign_recipients.c.status == RecipientStatus.DIALING.value,
-                campaign_recipients.c.claimed_at == recipient.claimed_at,
-            )
-            .values(
-                status=RecipientStatus.CANCELED.value,
-                last_outcome=RecipientOutcome.SKIPPED_DO_NOT_CALL.value,
-                claimed_at=None,
-            )
+            select(campaigns.c.id)
+            .where(campaigns.c.id == recipient.campaign_id)
+            .with_for_update(read=True)
         )
+        skipped = (
+            await session.execute(
+                campaign_recipients.update()
+                .where(
+                    campaign_recipients.c.id == recipient.id,
+                    campaign_recipients.c.status == RecipientStatus.DIALING.value,
+                    campaign_recipients.c.claimed_at == recipient.claimed_at,
+                )
+                .values(
+                    status=RecipientStatus.CANCELED.value,
+                    last_outcome=RecipientOutcome.SKIPPED_DO_NOT_CALL.value,
+                    claimed_at=None,
+                )
+                .returning(campaign_recipients.c.id)
+            )
+        ).first()
+        signals = [await recipients.progress(session, recipient.campaign_id)] if skipped else []
+    await live.publish(telephony, signals)
     logger.info(
         "campaign.recipient_skipped",
         extra={"recipient_id": str(recipient.id), "reason": "do_not_call"},

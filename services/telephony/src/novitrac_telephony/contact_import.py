@@ -2,9 +2,14 @@
 
 Every row is reported: created, updated or invalid (with the reason). A row's ``do_not_call``
 puts its number on the do-not-call list (:mod:`novitrac_telephony.do_not_call`; each new entry
-is announced as any opt-out is) or takes it off. A CSV's header names its columns:
-``phone_number`` (or ``phone``) and the contact's other fields; any other column is a prompt
-variable.
+is announced as any opt-out is) or takes it off, unless the number opted out by text: only a
+START text from it may do that, so such a row is invalid and changes nothing. A CSV's header
+names its columns: ``phone_number`` (or ``phone``) and the contact's other fields; any other
+column is a prompt variable.
+
+Rows are locked and written in the order of their numbers, whatever the file's order, so two
+imports of the same organisation's contacts wait on each other instead of deadlocking; a clash
+left over (a contact created meanwhile by someone else) is a 409 to retry.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from sqlalchemy import Row, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from novitrac_kit.errors import Conflict
@@ -35,13 +41,21 @@ from novitrac_telephony.contact_schemas import (
 )
 from novitrac_telephony.contacts import MAX_VARIABLES, invalid_field
 from novitrac_telephony.db import contacts, do_not_call
-from novitrac_telephony.do_not_call import announce
+from novitrac_telephony.do_not_call import announce, opted_out_by_text, opted_out_by_texts
 
 logger = logging.getLogger(__name__)
 
 _KNOWN_COLUMNS = {"phone_number", "name", "email", "tags", "notes", "do_not_call"}
 _TRUE = {"true", "yes", "y", "1"}
 _FALSE = {"false", "no", "n", "0"}
+# unique_violation, deadlock_detected: another writer of the same contacts got there first.
+_CLASHES = {"23505", "40P01"}
+CLASH = "another import or change of these contacts ran at the same time; try again"
+
+
+def is_clash(error: DBAPIError) -> bool:
+    """Whether the database refused a write because a concurrent one touched the same rows."""
+    return getattr(error.orig, "sqlstate", None) in _CLASHES
 
 
 def _reason(error: ValidationError) -> str:
@@ -174,7 +188,42 @@ async def import_contacts(
             continue
         valid[row.phone_number] = (index, row)
 
+    opting_in_requested = [p for p, (_, row) in valid.items() if row.do_not_call is False]
+    by_text = await opted_out_by_texts(session, org_id=org_id, numbers=opting_in_requested)
+    for phone_number, since in by_text.items():
+        index = valid.pop(phone_number)[0]
+        refuse(index, f"do_not_call: {opted_out_by_text(phone_number, since)}", phone_number)
+
+    try:
+        return await _write(session, org_id, request, field, reports, valid)
+    except DBAPIError as error:
+        if is_clash(error):
+            raise Conflict(CLASH) from error
+        raise
+
+
+async def _write(
+    session: AsyncSession,
+    org_id: UUID,
+    request: ContactImport,
+    field: str,
+    reports: list[ImportRowReport | None],
+    valid: dict[str, tuple[int, ImportRow]],
+) -> ImportReport:
+    """Lock, create and update the valid rows' contacts and their standing; the report."""
+
+    def refuse(index: int, reason: str, phone_number: str) -> None:
+        reports[index] = ImportRowReport(
+            index=index,
+            outcome=ImportOutcome.INVALID,
+            phone_number=phone_number,
+            contact_id=None,
+            reason=reason,
+        )
+
     existing: dict[str, Row[Any]] = {}
+    # By number: every writer of these contacts locks and writes them in the same order.
+    valid = dict(sorted(valid.items()))
     phones = list(valid)
     for start in range(0, len(phones), CHUNK):
         found = await session.execute(
@@ -183,6 +232,7 @@ async def import_contacts(
                 contacts.c.org_id == org_id,
                 contacts.c.phone_number.in_(phones[start : start + CHUNK]),
             )
+            .order_by(contacts.c.phone_number)
             .with_for_update()
         )
         existing.update((contact.phone_number, contact) for contact in found)
@@ -249,7 +299,7 @@ async def import_contacts(
             )
         ).scalars()
         if len(list(inserted)) != len(chunk):
-            raise Conflict("contacts were created meanwhile with some of these numbers; retry")
+            raise Conflict(CLASH)
     if updates:
         await session.execute(
             contacts.update()
@@ -288,9 +338,12 @@ async def import_contacts(
         )
         await announce(session, org_id, added.all())
     if opting_in:
+        # Never an opt-out by text (those rows were refused above; one made since stays too).
         await session.execute(
             do_not_call.delete().where(
-                do_not_call.c.org_id == org_id, do_not_call.c.phone_number.in_(opting_in)
+                do_not_call.c.org_id == org_id,
+                do_not_call.c.phone_number.in_(opting_in),
+                do_not_call.c.source != DoNotCallSource.SMS.value,
             )
         )
 

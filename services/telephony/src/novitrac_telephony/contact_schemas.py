@@ -122,7 +122,11 @@ class ContactPatch(BaseModel):
     variables: ContactVariables | None = None
     tags: Tags | None = None
     notes: Notes | None = None
-    do_not_call: bool | None = None
+    do_not_call: bool | None = Field(
+        None,
+        description="true opts the number out, false back in (409 for a number that opted "
+        "out by text: only a START text from it can).",
+    )
     do_not_call_reason: Reason | None = None
 
     @field_validator("tags")
@@ -173,7 +177,9 @@ class ImportRow(BaseModel):
     tags: Tags | None = None
     notes: Notes | None = None
     do_not_call: bool | None = Field(
-        None, description="true opts the number out, false back in; absent changes nothing."
+        None,
+        description="true opts the number out, false back in (not a number that opted out by "
+        "text: the row is invalid, only a START text from it can); absent changes nothing.",
     )
 
     @field_validator("tags")
@@ -189,12 +195,25 @@ class ContactImport(BaseModel):
     ``name``, ``email``, ``tags`` (separated by ``;``), ``notes``, ``do_not_call``
     (true/false, yes/no, 1/0); every other column is a prompt variable of that name. An empty
     cell leaves the field as it is.
+
+    Through the gateway, the request body may be up to 8 MiB for this route (its
+    ``import_max_body_bytes``; 1 MiB elsewhere): room for 10,000 rows of usual contacts or
+    5,000,000 CSV characters. A ``do_not_call`` false cannot undo an opt-out by text.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    rows: list[dict[str, Any]] | None = Field(None, max_length=MAX_IMPORT_ROWS)
-    csv: str | None = Field(None, min_length=1, max_length=MAX_CSV_CHARS)
+    rows: list[dict[str, Any]] | None = Field(
+        None,
+        max_length=MAX_IMPORT_ROWS,
+        description="Up to 10,000 contacts; the whole body up to 8 MiB through the gateway.",
+    )
+    csv: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_CSV_CHARS,
+        description="Up to 5,000,000 characters; the whole body up to 8 MiB through the gateway.",
+    )
     all_or_nothing: bool = Field(
         False,
         description=(

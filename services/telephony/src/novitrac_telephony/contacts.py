@@ -19,6 +19,7 @@ from uuid import UUID
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import Row, Select, and_, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from novitrac_kit.errors import Conflict, NotFound
@@ -210,7 +211,8 @@ async def update(
     """Change the fields given; a new number must not be another contact's (409).
 
     The do-not-call standing belongs to the number: changing the number changes it, unless
-    ``do_not_call`` is given too (it then applies to the new number).
+    ``do_not_call`` is given too (it then applies to the new number). ``do_not_call: false``
+    cannot undo an opt-out the person made by text (409, nothing changes).
     """
     current = await _locked(session, contact_id=contact_id, org_id=org_id)
     changes = patch.model_dump(exclude_unset=True, exclude={"do_not_call", "do_not_call_reason"})
@@ -220,11 +222,20 @@ async def update(
         if other is not None:
             raise Conflict(f"{phone_number} is already contact {other}")
     if changes:
-        await session.execute(
-            contacts.update()
-            .where(contacts.c.id == contact_id)
-            .values(**changes, updated_at=func.now())
-        )
+        try:
+            await session.execute(
+                contacts.update()
+                .where(contacts.c.id == contact_id)
+                .values(**changes, updated_at=func.now())
+            )
+        except DBAPIError as error:
+            # The number was taken by a contact created (or renumbered) since the check above.
+            if getattr(error.orig, "sqlstate", None) in {"23505", "40P01"}:
+                raise Conflict(
+                    f"{phone_number}: another import or change of these contacts ran at the "
+                    "same time; try again"
+                ) from error
+            raise
     if patch.do_not_call is True:
         await opt_out(
             session,

@@ -7,11 +7,12 @@ that number is opted out from the start). A new entry is announced with
 
 The list is checked wherever a call would start: :func:`refuse_if_do_not_call` when a call is
 placed (``POST /v1/calls`` and the campaign runner, just before asking Twilio) or a text sent
-(``POST /v1/sms``), and :func:`novitrac_telephony.recipients.skip_do_not_call` on every pass of
-the campaign runner.
+(``POST /v1/sms``); a campaign also skips the numbers already on the list when it is created.
 An inbound text whose whole body is an opt-out keyword (STOP, ...) puts its sender on the list
-of the organisation holding the number texted; START or UNSTOP takes it off
-(:func:`apply_sms_keyword`).
+of the organisation holding the number texted; START or UNSTOP takes that opt-out back
+(:func:`apply_sms_keyword`). An opt-out by text is the person's: only their START text removes
+it (the organisation's API, contact changes and imports are refused, 409), and a START text
+removes only it (the organisation's own ``api`` and ``import`` entries stay).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import base64
 import json
 import logging
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -32,7 +34,7 @@ from novitrac_contracts.envelope import Envelope
 from novitrac_contracts.telephony import ContactOptedOut
 from novitrac_kit import outbox as outbox_events
 from novitrac_kit.errors import DomainError, NotFound
-from novitrac_telephony.contact_lookup import by_number
+from novitrac_telephony.contact_lookup import CHUNK, by_number
 from novitrac_telephony.contact_schemas import E164, DoNotCallOut, DoNotCallSource
 from novitrac_telephony.db import contacts, do_not_call, outbox
 from novitrac_telephony.schemas import Page
@@ -97,18 +99,87 @@ async def announce(session: AsyncSession, org_id: UUID, added: Sequence[Row[Any]
         logger.info("contact.opted_out", extra={"org_id": str(org_id), "source": row.source})
 
 
+class OptedOutByText(DomainError):
+    """The number opted itself out by text: only a START text from it may opt it back in."""
+
+    status_code = 409
+    code = "opted_out_by_text"
+
+
+def opted_out_by_text(phone_number: str, since: datetime) -> str:
+    """Why the organisation cannot take the number off the list: it opted out by text."""
+    return (
+        f"{phone_number} opted out by text on {since:%Y-%m-%d}; only a START text from the "
+        "number can opt it back in"
+    )
+
+
 async def opt_in(session: AsyncSession, *, org_id: UUID, phone_number: str) -> bool:
-    """Take the number off the organisation's do-not-call list; False when it was not on it."""
+    """Take the number off the organisation's do-not-call list; False when it was not on it.
+
+    For the organisation (the API, a contact's change): an opt-out the person made by text
+    (source ``sms``) is theirs to undo, with a START text (:func:`apply_sms_keyword`), not the
+    organisation's.
+
+    Raises:
+        OptedOutByText: the number's entry came from a STOP text (409); it stays.
+    """
+    entry = (
+        await session.execute(
+            select(do_not_call.c.source, do_not_call.c.created_at)
+            .where(do_not_call.c.org_id == org_id, do_not_call.c.phone_number == phone_number)
+            .with_for_update()
+        )
+    ).first()
+    if entry is None:
+        return False
+    if entry.source == DoNotCallSource.SMS.value:
+        raise OptedOutByText(opted_out_by_text(phone_number, entry.created_at))
+    await session.execute(
+        do_not_call.delete().where(
+            do_not_call.c.org_id == org_id, do_not_call.c.phone_number == phone_number
+        )
+    )
+    logger.info("contact.opted_in", extra={"org_id": str(org_id), "source": entry.source})
+    return True
+
+
+async def opt_in_by_text(session: AsyncSession, *, org_id: UUID, phone_number: str) -> bool:
+    """A START text: take back the number's own opt-out by text; False when there was none.
+
+    An entry the organisation made (``api``, ``import``) is not the texter's to undo: it stays.
+    """
     removed = (
         await session.execute(
             do_not_call.delete()
-            .where(do_not_call.c.org_id == org_id, do_not_call.c.phone_number == phone_number)
+            .where(
+                do_not_call.c.org_id == org_id,
+                do_not_call.c.phone_number == phone_number,
+                do_not_call.c.source == DoNotCallSource.SMS.value,
+            )
             .returning(do_not_call.c.phone_number)
         )
     ).first()
     if removed is not None:
-        logger.info("contact.opted_in", extra={"org_id": str(org_id)})
+        logger.info("contact.opted_in", extra={"org_id": str(org_id), "source": "sms"})
     return removed is not None
+
+
+async def opted_out_by_texts(
+    session: AsyncSession, *, org_id: UUID, numbers: Sequence[str]
+) -> dict[str, datetime]:
+    """Which of the numbers opted out by text, and when (what the organisation cannot undo)."""
+    found: dict[str, datetime] = {}
+    for start in range(0, len(numbers), CHUNK):
+        rows = await session.execute(
+            select(do_not_call.c.phone_number, do_not_call.c.created_at).where(
+                do_not_call.c.org_id == org_id,
+                do_not_call.c.phone_number.in_(numbers[start : start + CHUNK]),
+                do_not_call.c.source == DoNotCallSource.SMS.value,
+            )
+        )
+        found.update((row.phone_number, row.created_at) for row in rows)
+    return found
 
 
 async def on_do_not_call(
@@ -166,7 +237,7 @@ async def apply_sms_keyword(session: AsyncSession, *, org_id: UUID, sender: str,
             source=DoNotCallSource.SMS,
         )
     else:
-        await opt_in(session, org_id=org_id, phone_number=sender)
+        await opt_in_by_text(session, org_id=org_id, phone_number=sender)
 
 
 def _dnc_cursor(phone_number: str) -> str:

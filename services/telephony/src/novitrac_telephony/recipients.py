@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from novitrac_contracts.envelope import Envelope
 from novitrac_contracts.live import LiveCampaignProgress
 from novitrac_contracts.telephony import AnsweredBy, CallDirection, CallStatus
-from novitrac_telephony.db import campaign_recipients, campaigns, do_not_call
+from novitrac_telephony.db import campaign_recipients, campaigns
 from novitrac_telephony.schemas import CampaignStatus, RecipientOutcome, RecipientStatus
 
 logger = logging.getLogger(__name__)
@@ -88,43 +88,6 @@ async def settle_attempt(
         },
     )
     return status
-
-
-async def skip_do_not_call(session: AsyncSession, campaign: Row[Any]) -> int:
-    """Cancel the waiting recipients whose number is on the org's do-not-call list; how many.
-
-    Their outcome is ``skipped_do_not_call``: never dialed (again). Run on every pass of the
-    runner, so a number opted out after the campaign was created is not called.
-    """
-    skipped = (
-        await session.execute(
-            campaign_recipients.update()
-            .where(
-                campaign_recipients.c.campaign_id == campaign.id,
-                campaign_recipients.c.status.in_(
-                    [RecipientStatus.PENDING.value, RecipientStatus.RETRY_WAIT.value]
-                ),
-                campaign_recipients.c.to_number.in_(
-                    select(do_not_call.c.phone_number).where(
-                        do_not_call.c.org_id == campaign.org_id
-                    )
-                ),
-            )
-            .values(
-                status=RecipientStatus.CANCELED.value,
-                last_outcome=RecipientOutcome.SKIPPED_DO_NOT_CALL.value,
-                next_attempt_at=None,
-                claimed_at=None,
-            )
-            .returning(campaign_recipients.c.id)
-        )
-    ).all()
-    if skipped:
-        logger.info(
-            "campaign.recipients_skipped",
-            extra={"campaign_id": str(campaign.id), "reason": "do_not_call", "count": len(skipped)},
-        )
-    return len(skipped)
 
 
 async def attach_call(

@@ -56,7 +56,9 @@ async def import_contacts(
     Each row is reported in the order given: ``created``, ``updated`` (the fields it gives
     replace the contact's, its variables are merged in) or ``invalid`` with the reason. With
     ``all_or_nothing``, any invalid row refuses the whole import (422, each named by index,
-    ``rows.3`` or ``csv.3``) and nothing changes.
+    ``rows.3`` or ``csv.3``) and nothing changes. A row with ``do_not_call`` false for a number
+    that opted out by text is invalid: only a START text from the number can opt it back in.
+    An import clashing with another import or change of the same contacts is a 409 to retry.
     """
     return await contact_import.import_contacts(session, org_id=identity.org_id, request=body)
 
@@ -113,7 +115,11 @@ async def get_contact(contact_id: UUID, identity: IdentityDep, session: SessionD
 async def update_contact(
     contact_id: UUID, body: ContactPatch, identity: WriterDep, session: SessionDep
 ) -> ContactOut:
-    """Change the fields given; ``do_not_call`` opts the number out (or back in)."""
+    """Change the fields given; ``do_not_call`` opts the number out (or back in).
+
+    A number that opted out by text (a STOP reply, ``do_not_call_source`` ``sms``) cannot be
+    opted back in here (409): only a START text from it can.
+    """
     await contacts.update(session, contact_id=contact_id, org_id=identity.org_id, patch=body)
     return await contacts.get(session, contact_id=contact_id, org_id=identity.org_id)
 
@@ -196,12 +202,16 @@ async def get_do_not_call(
     "/{phone_number}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=errors(*WRITE, 404),
+    responses=errors(*WRITE, 404, 409),
 )
 async def remove_do_not_call(
     phone_number: PhonePath, identity: WriterDep, session: SessionDep
 ) -> Response:
-    """Take the number off the list (404 when it was not on it): it may be called again."""
+    """Take the number off the list (404 when it was not on it): it may be called again.
+
+    Not a number that opted out by text (``source`` ``sms``): 409, only a START text from the
+    number can opt it back in.
+    """
     number = _phone(phone_number)
     if not await do_not_call.opt_in(session, org_id=identity.org_id, phone_number=number):
         raise NotFound(f"{number} is not on the do-not-call list")

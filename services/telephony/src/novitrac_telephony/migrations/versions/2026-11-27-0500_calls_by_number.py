@@ -16,20 +16,41 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_index(
-        op.f("ix_calls_org_to_number"),
-        "calls",
-        ["org_id", "to_number", "created_at"],
-        schema="telephony",
-    )
-    op.create_index(
-        op.f("ix_calls_org_from_number"),
-        "calls",
-        ["org_id", "from_number", "created_at"],
-        schema="telephony",
-    )
+    # Built without locking ``calls`` against writes (calls keep being placed and updated while
+    # they build): CONCURRENTLY cannot run inside a transaction, hence the autocommit block, and
+    # a build interrupted half-way is picked up by ``IF NOT EXISTS`` when the upgrade is rerun.
+    with op.get_context().autocommit_block():
+        op.create_index(
+            op.f("ix_calls_org_to_number"),
+            "calls",
+            ["org_id", "to_number", "created_at"],
+            schema="telephony",
+            postgresql_concurrently=True,
+            if_not_exists=True,
+        )
+        op.create_index(
+            op.f("ix_calls_org_from_number"),
+            "calls",
+            ["org_id", "from_number", "created_at"],
+            schema="telephony",
+            postgresql_concurrently=True,
+            if_not_exists=True,
+        )
 
 
 def downgrade() -> None:
-    op.drop_index(op.f("ix_calls_org_from_number"), table_name="calls", schema="telephony")
-    op.drop_index(op.f("ix_calls_org_to_number"), table_name="calls", schema="telephony")
+    with op.get_context().autocommit_block():
+        op.drop_index(
+            op.f("ix_calls_org_from_number"),
+            table_name="calls",
+            schema="telephony",
+            postgresql_concurrently=True,
+            if_exists=True,
+        )
+        op.drop_index(
+            op.f("ix_calls_org_to_number"),
+            table_name="calls",
+            schema="telephony",
+            postgresql_concurrently=True,
+            if_exists=True,
+        )
