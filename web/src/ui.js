@@ -351,3 +351,40 @@ export function secretBox(label, secret, note) {
     h('div', { class: 'inline' }, h('code', { class: 'secret-value' }, secret), copy),
     h('p', { class: 'warning' }, note));
 }
+
+/**
+ * Show the non-empty filters of `chosen` in the address bar of the screen at `path`, so that a
+ * reload or a shared link keeps them.
+ * @param {string} path
+ * @param {Record<string, string>} chosen
+ */
+export function showFilters(path, chosen) {
+  const query = new URLSearchParams(Object.entries(chosen).filter(([, v]) => v)).toString();
+  window.history.replaceState(null, '', `${path}${query ? `?${query}` : ''}`);
+}
+
+/**
+ * Wire a filter form whose named controls are the keys of `chosen`: a change, a submit or a
+ * reset reads them into `chosen`, shows them in the address (see {@link showFilters}) and calls
+ * `changed`.
+ * @param {HTMLFormElement} form
+ * @param {Record<string, string>} chosen
+ * @param {string} path
+ * @param {() => void} changed
+ */
+export function watchFilters(form, chosen, path, changed) {
+  const apply = () => {
+    for (const key of Object.keys(chosen)) {
+      const control = /** @type {HTMLInputElement | HTMLSelectElement | null} */ (form.elements.namedItem(key));
+      chosen[key] = control?.value ?? '';
+    }
+    showFilters(path, chosen);
+    changed();
+  };
+  form.addEventListener('change', apply);
+  form.addEventListener('reset', () => setTimeout(apply, 0));
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    apply();
+  });
+}

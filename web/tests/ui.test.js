@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { busy } from '../src/ui.js';
+import { busy, watchFilters } from '../src/ui.js';
 
 function fakeButton(disabled = false) {
   return {
@@ -39,4 +39,33 @@ test('busy restores the states after a failure too', async () => {
     console.error = original;
   }
   assert.deepEqual([submit.disabled, off.disabled], [false, true]);
+});
+
+test('a filter form puts its choices in the address and says so on change, submit and reset', async () => {
+  const addresses = [];
+  globalThis.window = { history: { replaceState: (_state, _title, url) => addresses.push(url) } };
+  const listeners = {};
+  const controls = { status: { value: '' }, agent_id: { value: '' } };
+  const filterForm = {
+    elements: { namedItem: (name) => controls[name] ?? null },
+    addEventListener: (type, listener) => { listeners[type] = listener; },
+  };
+  const chosen = { status: '', agent_id: '' };
+  let changes = 0;
+  let prevented = false;
+  try {
+    watchFilters(filterForm, chosen, '/calls', () => { changes += 1; });
+    controls.status.value = 'busy';
+    listeners.change();
+    listeners.submit({ preventDefault: () => { prevented = true; } });
+    controls.status.value = '';
+    listeners.reset();
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  } finally {
+    delete globalThis.window;
+  }
+  assert.deepEqual(addresses, ['/calls?status=busy', '/calls?status=busy', '/calls']);
+  assert.deepEqual(chosen, { status: '', agent_id: '' });
+  assert.equal(changes, 3);
+  assert.ok(prevented, 'a submit does not reload the page');
 });

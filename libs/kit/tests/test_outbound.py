@@ -96,3 +96,14 @@ def test_pinning_an_ipv6_address_brackets_it() -> None:
         "hooks.example.com",
         "hooks.example.com",
     )
+
+
+async def test_clients_to_customers_have_their_own_connections_on_one_tls_context() -> None:
+    first, second = outbound.transport(), outbound.transport()
+    try:
+        contexts = {id(transport._pool._ssl_context) for transport in (first, second)}
+        assert len(contexts) == 1, "the CA certificates are loaded once"
+        assert first._pool is not second._pool
+    finally:
+        await first.aclose()
+        await second.aclose()

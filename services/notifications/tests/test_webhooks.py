@@ -834,26 +834,6 @@ async def test_production_never_reuses_a_connection_for_another_host_name(
     assert all(len(set(spy.names)) == 1 for spy in spies), "a pool served two host names"
 
 
-async def test_production_clients_share_one_ssl_context(migrated_url: str) -> None:
-    engine = create_async_engine(migrated_url)
-    try:
-        sender = WebhookSender(
-            engine, sealer=SEALER, environment="production", retry_schedule=[60.0]
-        )
-        first, second = sender._default_transport(), sender._default_transport()
-        try:
-            contexts = {
-                id(transport._pool._ssl_context)  # type: ignore[attr-defined]
-                for transport in (first, second)
-            }
-            assert len(contexts) == 1
-        finally:
-            await first.aclose()
-            await second.aclose()
-    finally:
-        await engine.dispose()
-
-
 async def test_an_error_body_is_read_raw_and_never_inflated(
     migrated_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -49,10 +49,10 @@ from novitrac_kit.testing.tokens import JwksServer, TokenIssuer
 from novitrac_kit.testing.waiting import eventually
 from novitrac_sandbox.client import SandboxClient
 from novitrac_sandbox.config import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SandboxConfig
-from novitrac_sandbox.phone import PhoneBook
+from novitrac_sandbox.phone import PhoneBook, PhoneScript
 from novitrac_sandbox.twilio.app import create_app as create_twilio_sandbox
 from novitrac_telephony.config import Settings
-from novitrac_telephony.db import accounts, agents, calls, outbox
+from novitrac_telephony.db import accounts, agents, calls, campaigns, outbox
 from novitrac_telephony.main import service
 
 STREAM_SECRET = "test-stream-token-secret-of-32-bytes!"
@@ -479,3 +479,84 @@ async def platform(
 
 
 Waiter = Callable[[Callable[[], Awaitable[bool]]], Awaitable[None]]
+
+
+# Campaigns: what the campaign and contact tests share.
+
+CAMPAIGN_TICK = "0.1"
+"""Seconds between the campaign runner's passes in these tests."""
+ANSWER = PhoneScript(hang_up_after=0.3)
+"""A callee who answers and hangs up soon after."""
+
+
+@pytest.fixture
+async def campaigns_run_quickly(
+    monkeypatch: pytest.MonkeyPatch, migrated: str
+) -> AsyncIterator[None]:
+    """Runners of the replicas a test starts pass every 0.1 s; what it left running is canceled
+    after it, so later tests' runners never dial it."""
+    monkeypatch.setenv("TELEPHONY_CAMPAIGN_TICK", CAMPAIGN_TICK)
+    yield
+    engine = create_async_engine(migrated)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                campaigns.update()
+                .where(campaigns.c.status.in_(["draft", "running", "paused"]))
+                .values(status="canceled")
+            )
+    finally:
+        await engine.dispose()
+
+
+def unique_numbers(prefix: str, count: int) -> list[str]:
+    """``count`` numbers starting with ``prefix`` that no other test of the session uses."""
+    base = uuid.uuid4().int % 10**6
+    return [f"{prefix}{base:06d}{index:02d}" for index in range(count)]
+
+
+async def answering(platform: Platform, destinations: list[str]) -> None:
+    """Each of ``destinations`` answers (and soon hangs up) when called."""
+    for destination in destinations:
+        await platform.sandbox.twilio.set_phone(
+            destination, "answer", ring_seconds=0.05, script=ANSWER
+        )
+
+
+async def campaign(platform: Platform, org: Org, campaign_id: str) -> dict[str, Any]:
+    response = await platform.http.get(f"/v1/campaigns/{campaign_id}", headers=org.headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def recipients(platform: Platform, org: Org, campaign_id: str) -> list[dict[str, Any]]:
+    """Every recipient, in the order given, through the paginated list."""
+    found: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 100}
+        if cursor:
+            params["cursor"] = cursor
+        response = await platform.http.get(
+            f"/v1/campaigns/{campaign_id}/recipients", params=params, headers=org.headers
+        )
+        assert response.status_code == 200, response.text
+        page = response.json()
+        found += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return found
+
+
+async def wait_for_campaign(
+    platform: Platform, org: Org, campaign_id: str, status: str
+) -> dict[str, Any]:
+    latest: dict[str, Any] = {}
+
+    async def reached() -> bool:
+        latest.update(await campaign(platform, org, campaign_id))
+        return bool(latest["status"] == status)
+
+    await eventually(reached, within=30)
+    return latest

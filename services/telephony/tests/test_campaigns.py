@@ -9,14 +9,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from novitrac_contracts.billing import AccountReinstated, BalanceChanged, ReinstatementReason
 from novitrac_contracts.envelope import Envelope
@@ -24,43 +22,30 @@ from novitrac_contracts.voice import AgentSyncStatus, MachineDetection
 from novitrac_kit.testing.waiting import eventually
 from novitrac_sandbox.phone import PhoneScript
 from novitrac_telephony.campaigns import dial_due, in_window
-from novitrac_telephony.db import accounts, campaign_recipients, campaigns, inbox
+from novitrac_telephony.db import accounts, campaign_recipients, inbox
 from novitrac_telephony.deps import get_telephony
 from novitrac_telephony.schemas import CallingWindow
 
-from .conftest import Launcher, Org, Platform
+from .conftest import (
+    CAMPAIGN_TICK,
+    Launcher,
+    Org,
+    Platform,
+    answering,
+    campaign,
+    recipients,
+    unique_numbers,
+    wait_for_campaign,
+)
 
-TICK = "0.1"
-ANSWER = PhoneScript(hang_up_after=0.3)
 ACTIVE = {"queued", "ringing", "in-progress"}
 
-
-@pytest.fixture(autouse=True)
-def quick_runner(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every telephony replica a test starts runs campaigns every 0.1 s."""
-    monkeypatch.setenv("TELEPHONY_CAMPAIGN_TICK", TICK)
-
-
-@pytest.fixture(autouse=True)
-async def no_campaign_left_running(migrated: str) -> AsyncIterator[None]:
-    """Cancel what a test left running, so later tests' runners never dial it."""
-    yield
-    engine = create_async_engine(migrated)
-    try:
-        async with engine.begin() as connection:
-            await connection.execute(
-                campaigns.update()
-                .where(campaigns.c.status.in_(["draft", "running", "paused"]))
-                .values(status="canceled")
-            )
-    finally:
-        await engine.dispose()
+pytestmark = pytest.mark.usefixtures("campaigns_run_quickly")
 
 
 def numbers(count: int) -> list[str]:
     """``count`` destinations no other test of the session dials."""
-    base = uuid.uuid4().int % 10**6
-    return [f"+1555{base:06d}{index:02d}" for index in range(count)]
+    return unique_numbers("+1555", count)
 
 
 async def create(
@@ -89,45 +74,6 @@ async def act(platform: Platform, org: Org, campaign_id: str, action: str) -> ht
     return await platform.http.post(f"/v1/campaigns/{campaign_id}/{action}", headers=org.headers)
 
 
-async def campaign(platform: Platform, org: Org, campaign_id: str) -> dict[str, Any]:
-    response = await platform.http.get(f"/v1/campaigns/{campaign_id}", headers=org.headers)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def recipients(platform: Platform, org: Org, campaign_id: str) -> list[dict[str, Any]]:
-    """Every recipient, in the order given, through the paginated list."""
-    found: list[dict[str, Any]] = []
-    cursor: str | None = None
-    while True:
-        params: dict[str, Any] = {"limit": 100}
-        if cursor:
-            params["cursor"] = cursor
-        response = await platform.http.get(
-            f"/v1/campaigns/{campaign_id}/recipients", params=params, headers=org.headers
-        )
-        assert response.status_code == 200, response.text
-        page = response.json()
-        found += page["items"]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return found
-
-
-async def wait_for_campaign(
-    platform: Platform, org: Org, campaign_id: str, status: str
-) -> dict[str, Any]:
-    latest: dict[str, Any] = {}
-
-    async def reached() -> bool:
-        latest.update(await campaign(platform, org, campaign_id))
-        return bool(latest["status"] == status)
-
-    await eventually(reached, within=30)
-    return latest
-
-
 async def wait_for_recipient(
     platform: Platform, org: Org, campaign_id: str, position: int, status: str
 ) -> dict[str, Any]:
@@ -139,13 +85,6 @@ async def wait_for_recipient(
 
     await eventually(reached, within=30)
     return latest
-
-
-async def answering(platform: Platform, destinations: list[str]) -> None:
-    for destination in destinations:
-        await platform.sandbox.twilio.set_phone(
-            destination, "answer", ring_seconds=0.05, script=ANSWER
-        )
 
 
 async def live_calls(platform: Platform, org: Org) -> int:
@@ -333,7 +272,7 @@ async def test_pause_lets_the_call_finish_resume_goes_on_cancel_ends_the_rest(
     assert paused.status_code == 200, paused.text
     assert (paused.json()["status"], paused.json()["pause_reason"]) == ("paused", "requested")
     await wait_for_recipient(platform, org, campaign_id, 0, "completed")
-    await asyncio.sleep(5 * float(TICK))  # several passes of the runner
+    await asyncio.sleep(5 * float(CAMPAIGN_TICK))  # several passes of the runner
     assert [r["status"] for r in await recipients(platform, org, campaign_id)] == [
         "completed",
         "pending",
@@ -391,7 +330,7 @@ async def test_a_window_that_excludes_now_dials_nobody(platform: Platform) -> No
     campaign_id = created.json()["id"]
 
     await act(platform, org, campaign_id, "start")
-    await asyncio.sleep(5 * float(TICK))  # several passes of the runner
+    await asyncio.sleep(5 * float(CAMPAIGN_TICK))  # several passes of the runner
 
     assert (await campaign(platform, org, campaign_id))["status"] == "running"
     assert [r["status"] for r in await recipients(platform, org, campaign_id)] == ["pending"] * 2

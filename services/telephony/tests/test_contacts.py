@@ -9,50 +9,32 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from novitrac_kit.testing.waiting import eventually
 from novitrac_sandbox.phone import PhoneScript
 from novitrac_telephony import contacts as contact_store
-from novitrac_telephony.db import campaigns, contacts, do_not_call
+from novitrac_telephony.db import contacts, do_not_call
 
-from .conftest import Org, Platform
+from .conftest import (
+    Org,
+    Platform,
+    answering,
+    recipients,
+    unique_numbers,
+    wait_for_campaign,
+)
 
-ANSWER = PhoneScript(hang_up_after=0.3)
-
-
-@pytest.fixture(autouse=True)
-def quick_runner(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every telephony replica a test starts runs campaigns every 0.1 s."""
-    monkeypatch.setenv("TELEPHONY_CAMPAIGN_TICK", "0.1")
-
-
-@pytest.fixture(autouse=True)
-async def no_campaign_left_running(migrated: str) -> AsyncIterator[None]:
-    """Cancel what a test left running, so later tests' runners never dial it."""
-    yield
-    engine = create_async_engine(migrated)
-    try:
-        async with engine.begin() as connection:
-            await connection.execute(
-                campaigns.update()
-                .where(campaigns.c.status.in_(["draft", "running", "paused"]))
-                .values(status="canceled")
-            )
-    finally:
-        await engine.dispose()
+pytestmark = pytest.mark.usefixtures("campaigns_run_quickly")
 
 
 def numbers(count: int) -> list[str]:
     """``count`` numbers no other test of the session uses."""
-    base = uuid.uuid4().int % 10**6
-    return [f"+1666{base:06d}{index:02d}" for index in range(count)]
+    return unique_numbers("+1666", count)
 
 
 async def add(platform: Platform, org: Org, **body: Any) -> httpx.Response:
@@ -73,40 +55,8 @@ async def listed(platform: Platform, org: Org, **params: Any) -> list[dict[str, 
             return found
 
 
-async def answering(platform: Platform, destinations: list[str]) -> None:
-    for destination in destinations:
-        await platform.sandbox.twilio.set_phone(
-            destination, "answer", ring_seconds=0.05, script=ANSWER
-        )
-
-
 async def dialed(platform: Platform, destination: str) -> bool:
     return any(call["to"] == destination for call in await platform.sandbox.twilio.calls())
-
-
-async def campaign_recipients(
-    platform: Platform, org: Org, campaign_id: str
-) -> list[dict[str, Any]]:
-    response = await platform.http.get(
-        f"/v1/campaigns/{campaign_id}/recipients", params={"limit": 100}, headers=org.headers
-    )
-    assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
-
-
-async def wait_for_campaign(
-    platform: Platform, org: Org, campaign_id: str, status: str
-) -> dict[str, Any]:
-    latest: dict[str, Any] = {}
-
-    async def reached() -> bool:
-        response = await platform.http.get(f"/v1/campaigns/{campaign_id}", headers=org.headers)
-        latest.update(response.json())
-        return bool(latest["status"] == status)
-
-    await eventually(reached, within=30)
-    return latest
 
 
 async def test_contacts_are_created_read_searched_changed_and_deleted_within_their_org(
@@ -495,7 +445,7 @@ async def test_a_campaign_skips_a_number_opted_out_after_it_was_created(
     assert done["counts"]["canceled"] == 2
     assert done["outcomes"]["skipped_do_not_call"] == 2
     assert done["outcomes"]["completed"] == 1
-    first, second, third = await campaign_recipients(platform, org, draft["id"])
+    first, second, third = await recipients(platform, org, draft["id"])
     assert (first["status"], first["last_outcome"]) == ("completed", "completed")
     for skipped in (second, third):
         assert (skipped["status"], skipped["last_outcome"], skipped["attempts"]) == (
@@ -535,7 +485,7 @@ async def test_an_opt_out_landing_after_the_campaign_was_made_is_honoured_when_d
     done = await wait_for_campaign(platform, org, campaign_id, "completed")
 
     assert done["outcomes"]["skipped_do_not_call"] == 1
-    first, second = await campaign_recipients(platform, org, campaign_id)
+    first, second = await recipients(platform, org, campaign_id)
     assert (first["status"], first["attempts"]) == ("completed", 1)
     assert (second["status"], second["last_outcome"], second["attempts"]) == (
         "canceled",
@@ -668,7 +618,7 @@ async def test_a_campaign_calls_tagged_and_named_contacts_with_their_variables(
     assert draft["recipients"] == 6
     assert draft["counts"]["pending"] == 5
     assert draft["outcomes"]["skipped_do_not_call"] == 1
-    listed_recipients = await campaign_recipients(platform, org, draft["id"])
+    listed_recipients = await recipients(platform, org, draft["id"])
     assert [r["to"] for r in listed_recipients] == [explicit, untagged, vip, renewal, both, out]
     assert listed_recipients[0]["variables"] == {"customer": "Barbara", "tier": "platinum"}
     assert listed_recipients[2]["variables"] == {"customer": "Grace", "tier": "standard"}
@@ -906,7 +856,7 @@ async def test_a_recipient_opted_out_mid_campaign_waits_its_turn_and_is_skipped_
     await platform.http.post(f"/v1/campaigns/{campaign_id}/start", headers=org.headers)
 
     async def first_in_call() -> bool:
-        rows = await campaign_recipients(platform, org, campaign_id)
+        rows = await recipients(platform, org, campaign_id)
         return bool(rows[0]["status"] == "in_call")
 
     await eventually(first_in_call, within=15)
@@ -914,12 +864,12 @@ async def test_a_recipient_opted_out_mid_campaign_waits_its_turn_and_is_skipped_
     await asyncio.sleep(0.6)  # several passes of the runner (every 0.1 s here)
 
     # The runner's passes do not re-check the waiting recipients against the whole list.
-    during = await campaign_recipients(platform, org, campaign_id)
+    during = await recipients(platform, org, campaign_id)
     assert [row["status"] for row in during] == ["in_call", "pending", "pending"]
 
     done = await wait_for_campaign(platform, org, campaign_id, "completed")
     assert done["outcomes"]["skipped_do_not_call"] == 1
-    _, skipped, called = await campaign_recipients(platform, org, campaign_id)
+    _, skipped, called = await recipients(platform, org, campaign_id)
     assert (skipped["status"], skipped["last_outcome"], skipped["attempts"]) == (
         "canceled",
         "skipped_do_not_call",

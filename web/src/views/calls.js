@@ -8,7 +8,7 @@ import { applyToCall, applyToList, isFinal } from '../calls-state.js';
 import { concernsConversation, conversationFrom, conversationRequest, formatMs, latencyStats, toolCalls } from '../conversations.js';
 import * as lookups from '../lookups.js';
 import {
-  actionButton, badge, details, empty, errorBox, field, form, header, loading, Pager, RESYNC, showError, table, toast, variablesEditor,
+  actionButton, badge, details, empty, errorBox, field, form, header, loading, Pager, RESYNC, showError, table, toast, variablesEditor, watchFilters,
 } from '../ui.js';
 
 /** @typedef {import('../app.js').Context} Context @typedef {import('../app.js').View} View */
@@ -79,23 +79,7 @@ export function list(ctx, view) {
     h('div', { class: 'field' }, h('label', { for: 'filter-from' }, 'From'), h('input', { id: 'filter-from', name: 'from', type: 'date', value: chosen.from })),
     h('div', { class: 'field' }, h('label', { for: 'filter-to' }, 'To'), h('input', { id: 'filter-to', name: 'to', type: 'date', value: chosen.to })),
     h('div', { class: 'actions' }, h('button', { type: 'reset' }, 'Clear')));
-  filterForm.addEventListener('change', () => applyFilters());
-  filterForm.addEventListener('reset', () => setTimeout(() => applyFilters(), 0));
-  filterForm.addEventListener('submit', (event) => {
-    event.preventDefault();
-    applyFilters();
-  });
-
-  function applyFilters() {
-    for (const key of FILTER_KEYS) {
-      const control = /** @type {HTMLInputElement | null} */ (filterForm.elements.namedItem(key));
-      chosen[key] = control?.value ?? '';
-    }
-    const query = new URLSearchParams(Object.entries(chosen).filter(([, v]) => v));
-    const search = query.toString();
-    window.history.replaceState(null, '', `/calls${search ? `?${search}` : ''}`);
-    pager.reset();
-  }
+  watchFilters(filterForm, chosen, '/calls', () => pager.reset());
 
   /** @param {string | null} cursor */
   async function load(cursor) {

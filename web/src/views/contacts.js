@@ -6,7 +6,7 @@ import { ApiError } from '../api.js';
 import { formatAgo, formatDateTime, formatDuration, formatStatus } from '../format.js';
 import { contactLabel, doNotCallPath, e164, parseTags, previewImport, refusedRows, reportLines } from '../contacts.js';
 import {
-  actionButton, badge, details, empty, errorBox, field, form, header, loading, Pager, RESYNC, showError, table, toast, variablesEditor,
+  actionButton, badge, details, empty, errorBox, field, form, header, loading, Pager, RESYNC, showError, table, toast, variablesEditor, showFilters,
 } from '../ui.js';
 
 /** @typedef {import('../app.js').Context} Context @typedef {import('../app.js').View} View */
@@ -96,8 +96,7 @@ export function list(ctx, view) {
     chosen.search = search.value.trim();
     chosen.tags = parseTags(tagInput.value).tags.join(', ');
     chosen.do_not_call = dnc.value;
-    const query = new URLSearchParams(Object.entries(chosen).filter(([, v]) => v)).toString();
-    window.history.replaceState(null, '', `/contacts${query ? `?${query}` : ''}`);
+    showFilters('/contacts', chosen);
     pager.reset();
   }
 

@@ -8,7 +8,7 @@ import * as lookups from '../lookups.js';
 import {
   addMessage, contactLookup, contactsByNumber, messageFromEvent, otherParty, segments, sendErrors, textingNumbers,
 } from '../messages.js';
-import { badge, busy, empty, errorBox, header, loading, Pager, RESYNC, showError, table, toast } from '../ui.js';
+import { badge, busy, empty, errorBox, header, loading, Pager, RESYNC, showError, table, toast, watchFilters } from '../ui.js';
 
 /** @typedef {import('../app.js').Context} Context @typedef {import('../app.js').View} View */
 /** @typedef {import('../messages.js').Message} Message @typedef {import('../messages.js').ContactRef} ContactRef */
@@ -47,23 +47,7 @@ export function list(ctx, view) {
         h('option', { value: 'outbound', selected: chosen.direction === 'outbound' }, 'Sent'))),
     h('div', { class: 'field' }, h('label', { for: 'sms-filter-number' }, 'Number'), numberSelect),
     h('div', { class: 'actions' }, h('button', { type: 'reset' }, 'Clear')));
-  filterForm.addEventListener('change', () => applyFilters());
-  filterForm.addEventListener('reset', () => setTimeout(() => applyFilters(), 0));
-  filterForm.addEventListener('submit', (event) => {
-    event.preventDefault();
-    applyFilters();
-  });
-
-  function applyFilters() {
-    for (const key of FILTER_KEYS) {
-      const control = /** @type {HTMLSelectElement | null} */ (filterForm.elements.namedItem(key));
-      chosen[key] = control?.value ?? '';
-    }
-    const query = new URLSearchParams(Object.entries(chosen).filter(([, v]) => v));
-    const search = query.toString();
-    window.history.replaceState(null, '', `/messages${search ? `?${search}` : ''}`);
-    pager.reset();
-  }
+  watchFilters(filterForm, chosen, '/messages', () => pager.reset());
 
   /** @param {string | null} cursor */
   async function load(cursor) {

@@ -17,10 +17,13 @@ import asyncio
 import functools
 import ipaddress
 import socket
+import ssl
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+import httpx
 
 from novitrac_kit.config import Environment
 
@@ -197,3 +200,57 @@ __all__ = [
     "pinned",
     "target",
 ]
+
+
+# Sending and reading.
+
+UNCOMPRESSED = {"accept-encoding": "identity"}
+"""Headers asking for a body as sent: read raw, a compressed one could inflate in memory."""
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    # Loading the CA certificates takes milliseconds: once per process, not per request.
+    return httpx.create_ssl_context(trust_env=False)
+
+
+def prepare_tls() -> None:
+    """Load the TLS context now (at start-up), not on the first request's event-loop turn."""
+    _tls()
+
+
+def transport() -> httpx.AsyncHTTPTransport:
+    """A transport for customers' addresses, on the process's one TLS context."""
+    return httpx.AsyncHTTPTransport(verify=_tls(), trust_env=False)
+
+
+def client(through: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """A client for one request to a customer's address (close it after).
+
+    Its connections are its own: a pinned request names the address, not the host, in its URL,
+    and httpx pools connections by address, so a shared pool could send a request for one name
+    over a connection whose certificate was verified for another name at the same address.
+    Redirects are not followed and no proxy is taken from the environment.
+
+    Args:
+        through: the transport (tests); by default :func:`transport`.
+    """
+    return httpx.AsyncClient(
+        transport=through or transport(), follow_redirects=False, trust_env=False
+    )
+
+
+def compressed(response: httpx.Response) -> str | None:
+    """The encoding a body came in although :data:`UNCOMPRESSED` was asked, or None."""
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    return None if encoding in ("", "identity") else encoding
+
+
+async def read_raw(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    """At most ``limit`` bytes of a streamed body as sent, and whether there was more."""
+    kept = bytearray()
+    async for chunk in response.aiter_raw():
+        kept += chunk
+        if len(kept) > limit:
+            return bytes(kept[:limit]), True
+    return bytes(kept), False

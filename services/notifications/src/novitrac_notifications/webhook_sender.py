@@ -33,7 +33,6 @@ import asyncio
 import json
 import logging
 import random
-import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
@@ -46,10 +45,11 @@ from prometheus_client import Counter
 from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from novitrac_kit import outbound
 from novitrac_kit.config import Environment
 from novitrac_kit.db import create_session_factory, transaction
 from novitrac_kit.notify import wake_on_notify
-from novitrac_kit.outbound import LOCAL_ENVIRONMENTS, UnsafeUrl, check_url, pinned
+from novitrac_kit.outbound import LOCAL_ENVIRONMENTS, UnsafeUrl
 from novitrac_kit.periodic import Periodic
 from novitrac_kit.sealing import Sealer, Unsealable
 from novitrac_kit.standard_webhooks import request_headers
@@ -103,8 +103,8 @@ class WebhookSender:
         concurrency: attempts in flight at once.
         endpoint_concurrency: attempts in flight at once to any one endpoint.
         poll_interval: seconds between checks when nothing wakes the sender.
-        transport: makes the transport of each client the sender opens (tests); by default an
-            HTTP transport on the sender's one SSL context. In the local environments one client
+        transport: makes the transport of each client the sender opens (tests); by default
+            :func:`novitrac_kit.outbound.transport`. In the local environments one client
             serves every attempt; elsewhere each attempt has its own, so no connection is ever
             reused for another endpoint's host name.
     """
@@ -136,8 +136,7 @@ class WebhookSender:
         self._concurrency = concurrency
         self._endpoint_concurrency = endpoint_concurrency
         self._poll_interval = poll_interval
-        self._ssl_context: ssl.SSLContext | None = None
-        self._make_transport = transport or self._default_transport
+        self._make_transport = transport or outbound.transport
         self._shared: httpx.AsyncClient | None = None
         self._in_flight: dict[asyncio.Task[None], UUID] = {}
         self._failures = 0
@@ -189,16 +188,8 @@ class WebhookSender:
 
     # Clients.
 
-    def _default_transport(self) -> httpx.AsyncBaseTransport:
-        if self._ssl_context is None:
-            # Loading the CA certificates is slow: once per sender, not per attempt.
-            self._ssl_context = httpx.create_ssl_context(trust_env=False)
-        return httpx.AsyncHTTPTransport(verify=self._ssl_context, trust_env=False)
-
     def _new_client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            transport=self._make_transport(), follow_redirects=False, trust_env=False
-        )
+        return outbound.client(self._make_transport())
 
     @asynccontextmanager
     async def _client(self) -> AsyncIterator[httpx.AsyncClient]:
@@ -344,25 +335,19 @@ class WebhookSender:
         headers = request_headers(
             secret, message_id=str(row.event_id), timestamp=int(time.time()), body=body
         )
-        # Compressed, an error body would be inflated to be read: only raw bytes are wanted.
-        headers["accept-encoding"] = "identity"
-        url, extensions = row.url, {}
         try:
             async with asyncio.timeout(self._timeout):
-                if self._environment not in LOCAL_ENVIRONMENTS:
-                    addresses = await check_url(row.url, environment=self._environment)
-                    target = pinned(row.url, addresses[0])
-                    url, extensions = target.url, {"sni_hostname": target.sni_hostname}
-                    headers["host"] = target.host
+                aimed = await outbound.target(row.url, environment=self._environment)
                 async with (
                     self._client() as http,
                     http.stream(
                         "POST",
-                        url,
+                        aimed.url,
                         content=body,
-                        headers=headers,
+                        # Uncompressed: an error body is read raw, never inflated (_excerpt).
+                        headers={**headers, **aimed.headers, **outbound.UNCOMPRESSED},
                         timeout=self._timeout,
-                        extensions=extensions,
+                        extensions=aimed.extensions,
                     ) as response,
                 ):
                     if 200 <= response.status_code < 300:
@@ -504,19 +489,12 @@ async def _excerpt(response: httpx.Response) -> str:
 
     Raw bytes only, never decoded: a body sent compressed all the same is not read at all.
     """
-    encoding = response.headers.get("content-encoding", "").strip().lower()
-    if encoding not in ("", "identity"):
+    if outbound.compressed(response) is not None:
         return ""
-    chunks: list[bytes] = []
-    size = 0
+    data = b""
     with suppress(httpx.HTTPError):
-        async for chunk in response.aiter_raw():
-            chunks.append(chunk)
-            size += len(chunk)
-            if size >= ERROR_BODY_BYTES:
-                break
-    text = b"".join(chunks)[:ERROR_BODY_BYTES].decode("utf-8", "replace")
-    return " ".join(text.split())
+        data, _ = await outbound.read_raw(response, ERROR_BODY_BYTES)
+    return " ".join(data.decode("utf-8", "replace").split())
 
 
 def _seconds(seconds: float) -> Any:

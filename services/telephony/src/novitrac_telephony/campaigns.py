@@ -805,20 +805,11 @@ async def _skip(telephony: Telephony, recipient: Row[Any]) -> None:
     Screens watching the campaign see it settle, as for any other settlement.
     """
     async with transaction(telephony.sessions) as session:
-        # Campaign before recipient, the order every settlement locks them in.
-        await session.execute(
-            select(campaigns.c.id)
-            .where(campaigns.c.id == recipient.campaign_id)
-            .with_for_update(read=True)
-        )
+        await recipients.campaign_shared(session, recipient.campaign_id)
         skipped = (
             await session.execute(
                 campaign_recipients.update()
-                .where(
-                    campaign_recipients.c.id == recipient.id,
-                    campaign_recipients.c.status == RecipientStatus.DIALING.value,
-                    campaign_recipients.c.claimed_at == recipient.claimed_at,
-                )
+                .where(recipients.still_claimed(recipient.id, recipient.claimed_at))
                 .values(
                     status=RecipientStatus.CANCELED.value,
                     last_outcome=RecipientOutcome.SKIPPED_DO_NOT_CALL.value,
@@ -843,19 +834,11 @@ async def _count_refused_attempt(
         "campaign.call_refused", extra={"recipient_id": str(recipient.id), "reason": reason}
     )
     async with transaction(telephony.sessions) as session:
-        current = (
-            await session.execute(
-                select(campaigns).where(campaigns.c.id == campaign.id).with_for_update(read=True)
-            )
-        ).one()
+        current = await recipients.campaign_shared(session, campaign.id)
         counted = (
             await session.execute(
                 campaign_recipients.update()
-                .where(
-                    campaign_recipients.c.id == recipient.id,
-                    campaign_recipients.c.status == RecipientStatus.DIALING.value,
-                    campaign_recipients.c.claimed_at == recipient.claimed_at,
-                )
+                .where(recipients.still_claimed(recipient.id, recipient.claimed_at))
                 .values(attempts=campaign_recipients.c.attempts + 1, last_call_id=None)
                 .returning(campaign_recipients)
             )
@@ -925,10 +908,6 @@ async def _release_in(session: AsyncSession, recipient_id: UUID, claimed_at: dat
     """Hand the recipient back to ``pending`` if it is still dialing under that claim."""
     await session.execute(
         campaign_recipients.update()
-        .where(
-            campaign_recipients.c.id == recipient_id,
-            campaign_recipients.c.status == RecipientStatus.DIALING.value,
-            campaign_recipients.c.claimed_at == claimed_at,
-        )
+        .where(recipients.still_claimed(recipient_id, claimed_at))
         .values(status=RecipientStatus.PENDING.value, claimed_at=None)
     )

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import ColumnElement, Row, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from novitrac_contracts.envelope import Envelope
@@ -36,9 +36,22 @@ def outcome_of(status: CallStatus, answered_by: str | None) -> RecipientOutcome:
     return RecipientOutcome(status.value)
 
 
-async def _campaign_shared(session: AsyncSession, campaign_id: UUID) -> Row[Any]:
-    # A shared lock: a cancel (which locks the campaign for update) cannot slip between
-    # reading the campaign's status and settling the recipient by it.
+def still_claimed(recipient_id: UUID, claimed_at: datetime) -> ColumnElement[bool]:
+    """The recipient is still ``dialing`` under the claim made at ``claimed_at``: no other
+    runner, nor a dead runner's release, has settled it meanwhile."""
+    return and_(
+        campaign_recipients.c.id == recipient_id,
+        campaign_recipients.c.status == RecipientStatus.DIALING.value,
+        campaign_recipients.c.claimed_at == claimed_at,
+    )
+
+
+async def campaign_shared(session: AsyncSession, campaign_id: UUID) -> Row[Any]:
+    """The campaign, under a shared lock: taken before its recipient's, as every settlement does.
+
+    A cancel (which locks the campaign for update) cannot slip between reading the campaign's
+    status and settling the recipient by it.
+    """
     return (
         await session.execute(
             select(campaigns).where(campaigns.c.id == campaign_id).with_for_update(read=True)
@@ -104,15 +117,11 @@ async def attach_call(
             select(campaign_recipients).where(campaign_recipients.c.id == recipient_id)
         )
     ).one()
-    campaign = await _campaign_shared(session, recipient.campaign_id)
+    campaign = await campaign_shared(session, recipient.campaign_id)
     attached = (
         await session.execute(
             campaign_recipients.update()
-            .where(
-                campaign_recipients.c.id == recipient_id,
-                campaign_recipients.c.status == RecipientStatus.DIALING.value,
-                campaign_recipients.c.claimed_at == claimed_at,
-            )
+            .where(still_claimed(recipient_id, claimed_at))
             .values(
                 status=RecipientStatus.IN_CALL.value,
                 last_call_id=call.id,
@@ -177,7 +186,7 @@ async def call_ended(
     ).scalar_one_or_none()
     if campaign_id is None:
         return []
-    campaign = await _campaign_shared(session, campaign_id)
+    campaign = await campaign_shared(session, campaign_id)
     recipient = (
         await session.execute(
             select(campaign_recipients)

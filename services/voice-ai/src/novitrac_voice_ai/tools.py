@@ -25,7 +25,6 @@ import asyncio
 import functools
 import json
 import logging
-import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from typing import Any
 import httpx
 from fastapi.exceptions import RequestValidationError
 
+from novitrac_kit import outbound
 from novitrac_kit.config import Environment
 from novitrac_kit.outbound import UnsafeUrl, check_url, target
 from novitrac_kit.sealing import Sealer
@@ -47,9 +47,8 @@ MAX_RESULT_BYTES = 8 * 1024
 CUT_NOTE = "\n[cut: the answer was longer than 8 KB]"
 SECRET_PURPOSE = b"novitrac voice tool signing secrets"
 
-# Made once, at import: building a TLS context reads the CA bundle, which must not happen on
-# the event loop while calls are in progress.
-_TLS = ssl.create_default_context()
+# At import: reading the CA bundle must not stall the event loop while calls are in progress.
+outbound.prepare_tls()
 
 
 @functools.cache
@@ -179,14 +178,13 @@ async def call_tool(
     try:
         async with asyncio.timeout(timeout):
             aimed = await target(str(tool["url"]), environment=environment)
-            client = http or httpx.AsyncClient(verify=_TLS, follow_redirects=False, trust_env=False)
+            client = http or outbound.client()
             try:
                 async with client.stream(
                     "POST",
                     aimed.url,
                     content=body,
-                    # Uncompressed: what is read is what was sent (see _read_result).
-                    headers={**headers, **aimed.headers, "accept-encoding": "identity"},
+                    headers={**headers, **aimed.headers, **outbound.UNCOMPRESSED},
                     extensions=aimed.extensions,
                     timeout=timeout,
                     follow_redirects=False,
@@ -198,8 +196,8 @@ async def call_tool(
                             status_code=response.status_code,
                             error=f"HTTP {response.status_code}",
                         )
-                    encoding = response.headers.get("content-encoding", "identity").lower()
-                    if encoding not in ("", "identity"):
+                    encoding = outbound.compressed(response)
+                    if encoding is not None:
                         return done(
                             f"The {spoken} tool's answer could not be read.",
                             ok=False,
@@ -230,19 +228,14 @@ async def call_tool(
 async def _read_result(response: httpx.Response) -> str:
     """The body as text, at most :data:`MAX_RESULT_BYTES` (longer: cut, saying so).
 
-    Read as sent (the request asks for no compression), so a compressed answer cannot inflate in
-    memory on the event loop that carries every call's audio; any encoding Python cannot decode
-    text with (``hex``, an unknown name) reads as UTF-8.
+    Read as sent (the request asks for no compression), so an answer cannot inflate in memory on
+    the event loop that carries every call's audio; any encoding Python cannot decode text with
+    (``hex``, an unknown name) reads as UTF-8.
     """
     limit = MAX_RESULT_BYTES - len(CUT_NOTE.encode())
-    kept = bytearray()
-    cut = False
-    async for chunk in response.aiter_raw():
-        kept += chunk
-        if len(kept) > MAX_RESULT_BYTES:
-            cut = True
-            break
-    data = bytes(kept) if not cut else bytes(kept[:limit])
+    data, cut = await outbound.read_raw(response, MAX_RESULT_BYTES)
+    if cut:
+        data = data[:limit]
     try:
         text = data.decode(response.charset_encoding or "utf-8", errors="replace")
     except (LookupError, UnicodeError, TypeError):
